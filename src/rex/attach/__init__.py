@@ -1,0 +1,18 @@
+"""Attachment storage: uploaded files kept in a local directory, Amazon S3 or
+an S3-compatible server, or Google Cloud Storage, behind one interface."""
+
+REQUIRES = ("rex.web",)
+
+from .handle import check_handle, sanitize_filename  # noqa: E402
+from .local import LocalStorage  # noqa: E402
+from .location import AttachLocation, AttachSpool  # noqa: E402
+from .response import AttachmentApp  # noqa: E402
+from .settings import get_storage  # noqa: E402
+from .storage import PresignedLink, Stat, Storage  # noqa: E402
+from .upload import Attachment, AttachmentVal, download, upload  # noqa: E402
+
+__all__ = [
+    "Attachment", "AttachmentApp", "AttachmentVal", "AttachLocation", "AttachSpool",
+    "LocalStorage", "PresignedLink", "Stat", "Storage", "check_handle", "download",
+    "get_storage", "sanitize_filename", "upload",
+]

@@ -1,0 +1,148 @@
+"""Attachments in a local directory.
+
+Layout: the file of handle ``/Y/M/D/UUID/NAME`` is ``DIR/Y/M/D/UUID/NAME``.
+Writes and removals go through the hidden ``DIR/.tmp`` directory and become
+visible (or vanish) by one ``rename`` of the ``UUID`` directory, after
+``fsync``, so a crash leaves each attachment wholly there or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from rex.core import Error
+
+from .handle import check_handle, is_handle
+from .storage import CHUNK_SIZE, Stat, Storage
+
+TMP = ".tmp"
+PARTS = (re.compile(r"\d{4}"), re.compile(r"\d{2}"), re.compile(r"\d{2}"))
+
+
+class LocalStorage(Storage):
+    """Attachments as files under a directory of the local file system."""
+
+    def __init__(self, path: str) -> None:
+        self.path = os.path.abspath(path)
+        self.tmp = os.path.join(self.path, TMP)
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.path!r})"
+
+    def _file(self, handle: str) -> str:
+        return self.path + check_handle(handle)
+
+    def write(self, handle: str, file: BinaryIO) -> None:
+        target = self._file(handle)
+        os.makedirs(self.tmp, exist_ok=True)
+        staging = tempfile.mkdtemp(dir=self.tmp)
+        try:
+            staged = os.path.join(staging, os.path.basename(target))
+            spooled = getattr(file, "path", None)
+            if spooled is not None and os.path.dirname(spooled) == self.tmp:
+                # An upload that `spool()` placed here: keep it, don't copy it.
+                os.fsync(file.file.fileno())  # type: ignore[attr-defined]
+                os.rename(spooled, staged)
+            else:
+                fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with open(fd, "wb", closefd=True) as out:
+                    while chunk := file.read(CHUNK_SIZE):
+                        out.write(chunk)
+                    out.flush()
+                    os.fsync(out.fileno())
+            _fsync_dir(staging)
+            self._makedirs(os.path.dirname(os.path.dirname(target)))
+            try:
+                os.rename(staging, os.path.dirname(target))
+            except OSError:
+                raise Error("Attachment already exists:", handle) from None
+            _fsync_dir(os.path.dirname(os.path.dirname(target)))
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    def _makedirs(self, path: str) -> None:
+        """Creates the date directories, durably."""
+        if os.path.isdir(path):
+            return
+        self._makedirs(os.path.dirname(path))
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            return
+        _fsync_dir(os.path.dirname(path))
+
+    def open(self, handle: str) -> BinaryIO:
+        try:
+            return open(self._file(handle), "rb")
+        except (FileNotFoundError, NotADirectoryError):
+            raise Error("Attachment does not exist:", handle) from None
+
+    def stat(self, handle: str) -> Stat:
+        try:
+            st = os.stat(self._file(handle))
+        except (FileNotFoundError, NotADirectoryError):
+            raise Error("Attachment does not exist:", handle) from None
+        tag = hashlib.sha256(f"{handle}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()
+        return Stat(st.st_size, st.st_mtime, f'"{tag[:32]}"')
+
+    def remove(self, handle: str) -> None:
+        target = self._file(handle)
+        if not os.path.isfile(target):
+            raise Error("Attachment does not exist:", handle)
+        os.makedirs(self.tmp, exist_ok=True)
+        trash = tempfile.mkdtemp(dir=self.tmp)
+        try:
+            os.rename(os.path.dirname(target), os.path.join(trash, "removed"))
+        except FileNotFoundError:
+            raise Error("Attachment does not exist:", handle) from None
+        finally:
+            _fsync_dir(os.path.dirname(os.path.dirname(target)))
+            shutil.rmtree(trash, ignore_errors=True)
+
+    def __iter__(self) -> Iterator[str]:
+        return self._walk(self.path, "", 0)
+
+    def _walk(self, path: str, prefix: str, depth: int) -> Iterator[str]:
+        try:
+            names = sorted(entry.name for entry in os.scandir(path)
+                           if entry.is_dir(follow_symlinks=False) or depth == 4)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for name in names:
+            handle = f"{prefix}/{name}"
+            if depth == 4:
+                if is_handle(handle):
+                    yield handle
+            elif depth == 3 or PARTS[depth].fullmatch(name):
+                yield from self._walk(os.path.join(path, name), handle, depth + 1)
+
+    def verify(self) -> None:
+        if not os.path.isdir(self.path):
+            raise Error("Attachment storage must be an existing directory:", self.path)
+        if not os.access(self.path, os.W_OK | os.X_OK):
+            raise Error("Attachment storage must be writable:", self.path)
+        try:
+            os.makedirs(self.tmp, exist_ok=True)
+            tempfile.TemporaryFile(dir=self.tmp).close()
+        except OSError:
+            raise Error("Attachment storage must be writable:", self.path) from None
+
+    def spool(self) -> tuple[BinaryIO, str | None]:
+        os.makedirs(self.tmp, exist_ok=True)
+        file = tempfile.NamedTemporaryFile(dir=self.tmp, delete=False)
+        return file, file.name  # type: ignore[return-value]
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,76 @@
+"""The demo's pages: the list with its upload form, upload and download."""
+
+from __future__ import annotations
+
+from sqlalchemy import exc, insert, select
+from webob import Request, Response
+from webob.exc import HTTPNotFound, HTTPSeeOther
+
+from rex.attach import Attachment, AttachmentVal, download, get_storage, upload
+from rex.core import Error, StrVal
+from rex.db import get_db
+from rex.web import Command, Parameter, render_template
+
+from .database import file_table
+
+
+class IndexCmd(Command):
+    """The list of stored files and the upload form."""
+
+    path = "/"
+
+    def render(self, req: Request) -> Response:
+        with get_db().connect() as connection:
+            rows = connection.execute(select(file_table).order_by(file_table.c.code)).all()
+        page = render_template("rex.attach_demo:index.html", files=rows)
+        return Response(page, content_type="text/html", charset="utf-8")
+
+
+class UploadCmd(Command):
+    """Stores an uploaded file under a new code, then shows the list."""
+
+    path = "/upload"
+    methods = ("POST",)
+    parameters = [
+        Parameter("code", StrVal(r"\w+")),
+        Parameter("title", StrVal(r"(?s).*\S.*")),
+        Parameter("attachment", AttachmentVal()),
+    ]
+
+    def render(self, req: Request, code: str, title: str, attachment: Attachment) -> Response:
+        with get_db().begin() as connection:
+            found = connection.execute(
+                select(file_table.c.code).where(file_table.c.code == code)).first()
+        if found:
+            raise Error("A file with this code already exists:", code)
+        handle = upload(attachment)
+        size = get_storage().stat(handle).st_size
+        try:
+            with get_db().begin() as connection:
+                connection.execute(insert(file_table).values(
+                    code=code, title=title.strip(), handle=handle, size=size))
+        except exc.IntegrityError:
+            get_storage().remove(handle)
+            raise Error("A file with this code already exists:", code) from None
+        except BaseException:
+            get_storage().remove(handle)
+            raise
+        return HTTPSeeOther(location=req.application_url + "/")
+
+
+class DownloadCmd(Command):
+    """The file stored under a code, or 404."""
+
+    path = "/download"
+    parameters = [Parameter("code", StrVal(r"\w+"))]
+
+    def render(self, req: Request, code: str) -> Response:
+        with get_db().connect() as connection:
+            handle = connection.execute(
+                select(file_table.c.handle).where(file_table.c.code == code)).scalar()
+        if handle is None:
+            raise HTTPNotFound(f"No file with code {code!r}.")
+        try:
+            return download(handle)(req)
+        except Error:
+            raise HTTPNotFound(f"The file of code {code!r} is missing from the storage.") from None

@@ -1,0 +1,26 @@
+"""The demo's ``file`` table: one row per uploaded file."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, func
+
+from rex.core import Initialize
+from rex.db import get_db
+
+metadata = MetaData()
+
+file_table = Table(
+    "file", metadata,
+    Column("code", String(64), primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("handle", Text, nullable=False, unique=True),
+    Column("size", Integer, nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+
+class CreateFileTable(Initialize):
+    """Creates the ``file`` table if it is missing."""
+
+    def __call__(self) -> None:
+        metadata.create_all(get_db())

@@ -1,0 +1,15 @@
+"""The RexDB application kernel: packages, settings, validators, errors."""
+
+from .application import (MANDATORY, Initialize, Package, PackageCollection, Rex,
+                          Setting, WSGIHandler, cached, get_rex, get_settings)
+from .error import Error
+from .extension import Extension
+from .validate import (AnyVal, BoolVal, ChoiceVal, IntVal, MapVal, MaybeVal, PathVal,
+                       SeqVal, StrVal, Validate)
+
+__all__ = [
+    "MANDATORY", "AnyVal", "BoolVal", "ChoiceVal", "Error", "Extension", "Initialize",
+    "IntVal", "MapVal", "MaybeVal", "Package", "PackageCollection", "PathVal", "Rex",
+    "SeqVal", "Setting", "StrVal", "Validate", "WSGIHandler", "cached", "get_rex",
+    "get_settings",
+]

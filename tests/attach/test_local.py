@@ -1,0 +1,178 @@
+"""The local backend: layout, atomicity, errors, iteration."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat as stat_module
+from pathlib import Path
+
+import pytest
+
+from rex.attach import LocalStorage
+from rex.core import Error
+
+MISSING = "/2024/01/01/6f1c6ed5-3b5e-4b8e-9a53-2b2d2b6d1a2e/memo.txt"
+
+
+@pytest.fixture
+def storage(attach_dir: Path) -> LocalStorage:
+    storage = LocalStorage(str(attach_dir))
+    storage.verify()
+    return storage
+
+
+def test_add_open_stat_remove(storage: LocalStorage) -> None:
+    handle = storage.add("memo.txt", "Feed the cats!")
+    with storage.open(handle) as stream:
+        assert stream.read() == b"Feed the cats!"
+    stat = storage.stat(handle)
+    assert stat.st_size == 14
+    assert abs(stat.st_mtime - os.stat(storage.path + handle).st_mtime) < 1e-6
+    assert stat.etag.startswith('"') and stat.etag.endswith('"')
+    assert handle in storage
+    storage.remove(handle)
+    assert handle not in storage
+    assert list(storage) == []
+
+
+@pytest.mark.parametrize("content", [b"\x00\xffbytes", "текст", io.BytesIO(b"file" * 100000)])
+def test_add_takes_bytes_str_and_files(storage: LocalStorage, content) -> None:
+    expected = content.getvalue() if isinstance(content, io.BytesIO) else \
+        content.encode() if isinstance(content, str) else content
+    handle = storage.add("x.bin", content)
+    assert storage.open(handle).read() == expected
+
+
+def test_add_reads_files_in_chunks(storage: LocalStorage) -> None:
+    sizes = []
+
+    class Source(io.RawIOBase):
+        remaining = 5 << 20
+
+        def readable(self) -> bool:
+            return True
+
+        def read(self, size: int = -1) -> bytes:
+            sizes.append(size)
+            n = min(self.remaining, size if size >= 0 else 1 << 30)
+            self.remaining -= n
+            return b"x" * n
+
+    handle = storage.add("big.bin", Source())
+    assert storage.stat(handle).st_size == 5 << 20
+    assert max(sizes) <= 1 << 20 and -1 not in sizes
+
+
+def test_files_are_private_and_temporary_area_is_left_clean(storage: LocalStorage) -> None:
+    handle = storage.add("memo.txt", "x")
+    mode = os.stat(storage.path + handle).st_mode
+    assert stat_module.S_IMODE(mode) == 0o600
+    assert os.listdir(storage.tmp) == []
+
+
+@pytest.mark.parametrize("method", ["open", "stat", "remove"])
+def test_missing_attachment(storage: LocalStorage, method: str) -> None:
+    with pytest.raises(Error) as info:
+        getattr(storage, method)(MISSING)
+    assert str(info.value) == f"Attachment does not exist:\n    {MISSING}"
+
+
+def test_second_remove_says_it_does_not_exist(storage: LocalStorage) -> None:
+    handle = storage.add("memo.txt", "x")
+    storage.remove(handle)
+    with pytest.raises(Error, match="Attachment does not exist:"):
+        storage.remove(handle)
+
+
+@pytest.mark.parametrize("method", ["open", "stat", "remove", "route"])
+def test_ill_formed_handle_never_reaches_the_file_system(storage: LocalStorage, tmp_path: Path,
+                                                         method: str) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("secret")
+    with pytest.raises(Error, match="Ill-formed attachment handle:"):
+        getattr(storage, method)("/../secret.txt")
+    assert secret.exists()
+
+
+def test_same_name_differs_by_uuid(storage: LocalStorage) -> None:
+    other = MISSING.replace("memo.txt", "other.txt")
+    handle = storage.add("memo.txt", "x")
+    assert storage.open(handle).read() == b"x"
+    with pytest.raises(Error, match="does not exist"):
+        storage.open(handle.rsplit("/", 1)[0] + "/other.txt")
+    with pytest.raises(Error, match="does not exist"):
+        storage.remove(handle.rsplit("/", 1)[0] + "/other.txt")
+    assert storage.open(handle).read() == b"x"
+    del other
+
+
+def test_iteration_is_sorted_and_shows_only_complete_attachments(storage: LocalStorage) -> None:
+    handles = sorted(storage.add(f"f{i}.txt", str(i)) for i in range(20))
+    # Debris that must not show: a write in progress, junk files, bad names.
+    (Path(storage.tmp) / "tmpabc").mkdir()
+    (Path(storage.tmp) / "tmpabc" / "half.txt").write_text("half")
+    (Path(storage.path) / "junk.txt").write_text("junk")
+    (Path(storage.path) / "2024" / "01" / "01" / "not-a-uuid").mkdir(parents=True)
+    assert list(storage) == handles
+
+
+def test_failed_write_leaves_nothing(storage: LocalStorage) -> None:
+    class Broken(io.RawIOBase):
+        calls = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def read(self, size: int = -1) -> bytes:
+            self.calls += 1
+            if self.calls > 3:
+                raise OSError("disk on fire")
+            return b"x" * 1000
+
+    with pytest.raises(OSError):
+        storage.add("broken.bin", Broken())
+    assert list(storage) == []
+    assert os.listdir(storage.tmp) == []
+
+
+def test_crash_between_write_and_rename_leaves_nothing_visible(storage: LocalStorage,
+                                                               monkeypatch) -> None:
+    """A crash (here: a failing rename) before the attachment is moved into
+    place leaves the storage as it was."""
+    kept = storage.add("kept.txt", "kept")
+
+    def crash(src: str, dst: str) -> None:
+        raise SystemExit("power failure")
+
+    monkeypatch.setattr(os, "rename", crash)
+    with pytest.raises(SystemExit):
+        storage.add("lost.txt", "lost")
+    monkeypatch.undo()
+    assert list(storage) == [kept]
+    assert storage.open(kept).read() == b"kept"
+
+
+def test_reserved_handle_is_written_once(storage: LocalStorage) -> None:
+    handle = storage.reserve("memo.txt")
+    assert handle not in storage
+    storage.write(handle, io.BytesIO(b"one"))
+    with pytest.raises(Error, match="Attachment already exists:"):
+        storage.write(handle, io.BytesIO(b"two"))
+    assert storage.open(handle).read() == b"one"
+    assert os.listdir(storage.tmp) == []
+
+
+def test_verify(tmp_path: Path) -> None:
+    with pytest.raises(Error) as info:
+        LocalStorage(str(tmp_path / "missing")).verify()
+    assert str(info.value) == f"Attachment storage must be an existing directory:\n    {tmp_path}/missing"
+    (tmp_path / "file").write_text("")
+    with pytest.raises(Error, match="must be an existing directory"):
+        LocalStorage(str(tmp_path / "file")).verify()
+    with pytest.raises(Error, match="Attachment storage must be writable:\n    /proc"):
+        LocalStorage("/proc").verify()
+
+
+def test_repr(attach_dir: Path) -> None:
+    assert repr(LocalStorage(str(attach_dir))) == f"LocalStorage('{attach_dir}')"

@@ -1,0 +1,137 @@
+"""HTTP semantics of `route()`: headers, ranges, conditional requests."""
+
+from __future__ import annotations
+
+import io
+from email.utils import formatdate
+
+import pytest
+from webob import Request
+
+from rex.attach import LocalStorage
+
+BODY = bytes(range(256)) * 40  # 10240 bytes
+
+
+@pytest.fixture
+def storage(attach_dir) -> LocalStorage:
+    return LocalStorage(str(attach_dir))
+
+
+@pytest.fixture
+def handle(storage: LocalStorage) -> str:
+    return storage.add("data.bin", BODY)
+
+
+def call(storage: LocalStorage, handle: str, **kwargs):
+    return Request.blank("/", **kwargs).get_response(storage.route(handle))
+
+
+def test_full_response_headers(storage: LocalStorage, handle: str) -> None:
+    response = call(storage, handle)
+    assert response.status_int == 200
+    assert response.body == BODY
+    assert [name for name, _ in response.headerlist] == [
+        "Content-Type", "Last-Modified", "ETag", "Cache-Control", "X-Content-Type-Options",
+        "Content-Length", "Content-Disposition", "Accept-Ranges"]
+    assert response.headers["Content-Type"] == "application/octet-stream"
+    assert response.headers["Content-Length"] == "10240"
+    assert response.headers["Content-Disposition"] == "attachment; filename=data.bin"
+    assert response.headers["Accept-Ranges"] == "bytes"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Last-Modified"] == formatdate(storage.stat(handle).st_mtime, usegmt=True)
+    assert response.headers["ETag"] == storage.stat(handle).etag
+
+
+def test_text_gets_a_charset_and_non_ascii_names_an_rfc5987_filename(storage) -> None:
+    handle = storage.add("Les Misérables.txt", "Fantine")
+    response = call(storage, handle)
+    assert response.headers["Content-Type"] == "text/plain; charset=UTF-8"
+    assert response.headers["Content-Disposition"] == (
+        "attachment; filename=Les_Miserables.txt; filename*=UTF-8''Les_Mis%C3%A9rables.txt")
+
+
+def test_html_is_never_rendered_inline(storage) -> None:
+    response = call(storage, storage.add("page.html", "<script>alert(1)</script>"))
+    assert response.headers["Content-Disposition"].startswith("attachment;")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize("header, start, stop", [
+    ("bytes=0-0", 0, 1),
+    ("bytes=100-199", 100, 200),
+    ("bytes=10000-", 10000, 10240),
+    ("bytes=-40", 10200, 10240),
+    ("bytes=10000-99999", 10000, 10240),
+])
+def test_single_byte_ranges_are_206(storage, handle, header: str, start: int, stop: int) -> None:
+    response = call(storage, handle, headers={"Range": header})
+    assert response.status_int == 206
+    assert response.body == BODY[start:stop]
+    assert response.headers["Content-Range"] == f"bytes {start}-{stop - 1}/10240"
+    assert response.headers["Content-Length"] == str(stop - start)
+
+
+def test_unsatisfiable_range_is_416(storage, handle) -> None:
+    response = call(storage, handle, headers={"Range": "bytes=10240-"})
+    assert response.status_int == 416
+    assert response.headers["Content-Range"] == "bytes */10240"
+
+
+def test_if_range_with_a_stale_etag_sends_everything(storage, handle) -> None:
+    response = call(storage, handle, headers={"Range": "bytes=0-9", "If-Range": '"stale"'})
+    assert response.status_int == 200
+    assert response.body == BODY
+
+
+def test_conditional_requests_are_304(storage, handle) -> None:
+    etag = storage.stat(handle).etag
+    response = call(storage, handle, headers={"If-None-Match": etag})
+    assert response.status_int == 304
+    assert response.body == b""
+    assert call(storage, handle, headers={"If-None-Match": '"other"'}).status_int == 200
+    modified = formatdate(storage.stat(handle).st_mtime + 10, usegmt=True)
+    assert call(storage, handle, headers={"If-Modified-Since": modified}).status_int == 304
+    earlier = formatdate(storage.stat(handle).st_mtime - 10, usegmt=True)
+    assert call(storage, handle, headers={"If-Modified-Since": earlier}).status_int == 200
+
+
+def test_head_has_headers_and_no_body(storage, handle) -> None:
+    response = call(storage, handle, method="HEAD")
+    assert response.status_int == 200
+    assert response.headers["Content-Length"] == "10240"
+    assert response.body == b""
+
+
+class FileWrapper:
+    """What a WSGI server offers as ``wsgi.file_wrapper``."""
+
+    used: list = []
+
+    def __init__(self, file, block_size: int) -> None:  # noqa: D107
+        self.file = file
+        FileWrapper.used.append(file)
+
+    def __iter__(self):
+        return iter(lambda: self.file.read(1 << 16), b"")
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def test_whole_files_go_through_the_servers_file_wrapper(storage, handle) -> None:
+    FileWrapper.used = []
+    response = call(storage, handle, environ={"wsgi.file_wrapper": FileWrapper})
+    assert response.body == BODY
+    assert len(FileWrapper.used) == 1 and isinstance(FileWrapper.used[0], io.BufferedReader)
+    ranged = call(storage, handle, headers={"Range": "bytes=0-9"},
+                  environ={"wsgi.file_wrapper": FileWrapper})
+    assert ranged.body == BODY[:10]
+    assert len(FileWrapper.used) == 1  # ranges stream by themselves
+
+
+def test_route_works_as_a_wsgi_application(storage, handle) -> None:
+    app = storage.route(handle)
+    started = []
+    body = b"".join(app(Request.blank("/").environ, lambda status, headers: started.append(status)))
+    assert started == ["200 OK"] and body == BODY

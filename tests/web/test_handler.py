@@ -1,0 +1,98 @@
+"""Routing, methods, access and parameters over WSGI."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+from webob import Request
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "pkgs"))
+
+from rex.core import Error, Rex  # noqa: E402
+
+
+def app(**access: str) -> Rex:
+    return Rex("rexwebtest", access={"rexwebtest": "anybody", **access})
+
+
+def get(app: Rex, url: str, **kwargs):
+    return Request.blank(url, **kwargs).get_response(app)
+
+
+def test_command_renders_a_template_with_validated_parameters() -> None:
+    response = get(app(), "/hello?name=Bob&times=2")
+    assert response.status_int == 200
+    assert response.text == "<p>Hello, Bob!</p><p>Hello, Bob!</p>"
+
+
+def test_bad_parameters_are_400_with_the_validator_message() -> None:
+    response = get(app(), "/hello?name=a+b")
+    assert response.status_int == 400
+    assert response.text == ("Expected a string matching:\n    /\\w+/\nGot:\n    'a b'\n"
+                             "While parsing parameter:\n    name\n")
+    assert "Missing mandatory parameter:\n    name" in get(app(), "/hello").text
+    assert "Received unexpected parameter:\n    x" in get(app(), "/hello?name=a&x=1").text
+    assert "more than one value" in get(app(), "/hello?name=a&name=b").text
+    assert get(app(), "/hello?name=a&times=4").status_int == 400
+
+
+def test_unknown_paths_are_404_and_other_methods_405() -> None:
+    assert get(app(), "/nowhere").status_int == 404
+    response = get(app(), "/hello?name=a", method="DELETE")
+    assert response.status_int == 405
+    assert response.headers["Allow"] == "GET, HEAD"
+    assert get(app(), "/echo").status_int == 405
+
+
+def test_locations_get_the_rest_of_the_path() -> None:
+    assert get(app(), "/tree/a/b").text == "tree:/a/b"
+    assert get(app(), "/tree").text == "tree:"
+    assert get(app(), "/treetop").status_int == 404
+
+
+def test_access_needs_the_permission_of_the_package() -> None:
+    closed = Rex("rexwebtest")  # not listed: authenticated
+    assert get(closed, "/hello?name=a").status_int == 401
+    assert get(closed, "/hello?name=a", environ={"REMOTE_USER": "ann"}).status_int == 200
+    nobody = app(rexwebtest="nobody")
+    assert get(nobody, "/hello?name=a", environ={"REMOTE_USER": "ann"}).status_int == 401
+    assert get(nobody, "/open").text == "open"  # the command's own access
+
+
+def test_access_is_checked_before_the_body_is_read() -> None:
+    request = Request.blank("/echo", POST={"note": "n", "file": ("a.txt", b"x")})
+    request.environ["wsgi.input"] = _Unreadable()
+    request.environ["webob.is_body_seekable"] = False
+    assert request.get_response(Rex("rexwebtest")).status_int == 401
+
+
+class _Unreadable:
+    def read(self, *args):
+        raise AssertionError("the body was read")
+
+
+def test_unknown_permission_is_an_initialization_error() -> None:
+    with pytest.raises(Error, match="Got unknown permission:\n    everybody"):
+        Rex("rexwebtest", access={"rexwebtest": "everybody"})
+
+
+def test_multipart_files_stream_into_uploads_and_are_cleaned_up(tmp_path) -> None:
+    payload = os.urandom(3 << 20)
+    request = Request.blank("/echo", POST={"note": "n", "file": ("é x.bin", payload)})
+    response = request.get_response(app())
+    assert response.status_int == 200
+    assert response.body == f"n:é x.bin:{len(payload)}:".encode() + payload
+
+
+@pytest.mark.parametrize("body", [
+    b"--xyz\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello",  # truncated
+    b"garbage without boundary",
+])
+def test_malformed_multipart_is_400(body: bytes) -> None:
+    request = Request.blank("/echo", method="POST", body=body,
+                            content_type="multipart/form-data; boundary=xyz")
+    response = request.get_response(app())
+    assert response.status_int == 400
+    assert "multipart/form-data" in response.text
