@@ -11,26 +11,34 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from typing import BinaryIO
+from urllib.parse import quote, urlencode
 
 from rex.core import Error
 
 from .handle import check_handle, is_handle
-from .storage import CHUNK_SIZE, Stat, Storage
+from .signing import is_valid, sign
+from .storage import CHUNK_SIZE, PresignedLink, Stat, Storage
 
 TMP = ".tmp"
+SECRET = ".secret"
 PARTS = (re.compile(r"\d{4}"), re.compile(r"\d{2}"), re.compile(r"\d{2}"))
 
 
 class LocalStorage(Storage):
     """Attachments as files under a directory of the local file system."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, secret: str | None = None, max_size: int | None = None,
+                 link_expiry: int = 3600) -> None:
+        super().__init__(max_size=max_size, link_expiry=link_expiry)
         self.path = os.path.abspath(path)
         self.tmp = os.path.join(self.path, TMP)
+        self._secret = secret.encode() if secret is not None else None
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.path!r})"
@@ -133,6 +141,48 @@ class LocalStorage(Storage):
             tempfile.TemporaryFile(dir=self.tmp).close()
         except OSError:
             raise Error("Attachment storage must be writable:", self.path) from None
+        self.secret  # created now, before a server forks its workers
+
+    def upload_link(self, handle: str) -> PresignedLink:
+        """A signed ``POST /attach/HANDLE`` (see `AttachLocation`)."""
+        return PresignedLink(self._signed_url("POST", handle))
+
+    def download_link(self, handle: str) -> PresignedLink:
+        """A signed ``GET /attach/HANDLE``, valid without a session."""
+        return PresignedLink(self._signed_url("GET", handle))
+
+    def _signed_url(self, method: str, handle: str) -> str:
+        expires = int(time.time()) + self.link_expiry
+        query = urlencode({"expires": expires,
+                           "signature": sign(self.secret, method, check_handle(handle), expires)})
+        return f"/attach{quote(handle)}?{query}"
+
+    def is_signed(self, method: str, handle: str, expires: str, signature: str) -> bool:
+        """Does a link's signature allow this request?"""
+        return is_valid(self.secret, method, handle, expires, signature)
+
+    @property
+    def secret(self) -> bytes:
+        """The signing key: the setting, else one kept in ``DIR/.secret``,
+        created once by whichever process needs it first."""
+        if self._secret is None:
+            path = os.path.join(self.path, SECRET)
+            if not os.path.exists(path):
+                os.makedirs(self.tmp, exist_ok=True)
+                with tempfile.NamedTemporaryFile("w", dir=self.tmp) as draft:
+                    draft.write(secrets.token_hex(32))
+                    draft.flush()
+                    os.fsync(draft.fileno())
+                    try:
+                        os.link(draft.name, path)  # atomic; the first process wins
+                    except FileExistsError:
+                        pass
+            with open(path) as stream:
+                secret = stream.read().strip()
+            if len(secret) < 32:
+                raise Error("Attachment link secret is damaged:", path)
+            self._secret = secret.encode()
+        return self._secret
 
     def spool(self) -> tuple[BinaryIO, str | None]:
         os.makedirs(self.tmp, exist_ok=True)

@@ -73,6 +73,31 @@ class AttachGCSKeySetting(Setting):
     default = None
 
 
+class AttachMaxSizeSetting(Setting):
+    """The largest attachment accepted through HTTP, in bytes; unset: no limit."""
+
+    name = "attach_max_size"
+    validate = MaybeVal(IntVal(0))
+    default = None
+
+
+class AttachLinkExpirySetting(Setting):
+    """How long direct upload and download links are valid, in seconds."""
+
+    name = "attach_link_expiry"
+    validate = IntVal(1, 7 * 24 * 3600)
+    default = 3600
+
+
+class AttachSecretSetting(Setting):
+    """The key that signs the local backend's direct links; unset: a random
+    key generated once and kept in the attachment directory."""
+
+    name = "attach_secret"
+    validate = MaybeVal(StrVal(r"\S{16,}"))
+    default = None
+
+
 BACKENDS = ("attach_dir", "attach_gcs_bucket", "attach_s3_bucket")
 
 
@@ -80,8 +105,20 @@ BACKENDS = ("attach_dir", "attach_gcs_bucket", "attach_s3_bucket")
 def get_storage() -> Storage:
     """The attachment storage of the active application."""
     settings = get_settings()
+    links = {"max_size": settings.attach_max_size, "link_expiry": settings.attach_link_expiry}
+    if settings.attach_s3_bucket is not None:
+        from .s3 import S3Storage
+
+        return S3Storage(settings.attach_s3_bucket, endpoint=settings.attach_s3_endpoint,
+                         region=settings.attach_s3_region,
+                         access_key=settings.attach_s3_access_key,
+                         secret_key=settings.attach_s3_secret_key, **links)
+    if settings.attach_gcs_bucket is not None:
+        from .gcs import GCSStorage
+
+        return GCSStorage(settings.attach_gcs_bucket, key=settings.attach_gcs_key, **links)
     if settings.attach_dir is not None:
-        return LocalStorage(settings.attach_dir)
+        return LocalStorage(settings.attach_dir, secret=settings.attach_secret, **links)
     raise Error("No attachment storage is configured")
 
 

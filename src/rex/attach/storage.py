@@ -47,9 +47,14 @@ class PresignedLink:
 class Storage(ABC):
     """Attachments by handle: add, open, stat, remove, iterate, serve.
 
-    Backends implement the abstract methods; handles are checked here, so a
-    backend only ever sees well-formed ones.
+    Backends implement the abstract methods and check every handle they get
+    with `check_handle()` before using it.  `max_size` bounds what direct
+    upload links accept; `link_expiry` is how long links are valid (seconds).
     """
+
+    def __init__(self, *, max_size: int | None = None, link_expiry: int = 3600) -> None:
+        self.max_size = max_size
+        self.link_expiry = link_expiry
 
     def reserve(self, name: str) -> str:
         """A new handle for a file of this name; nothing is stored yet."""
@@ -92,15 +97,16 @@ class Storage(ABC):
         return AttachmentApp(handle_name(handle), stat.st_size, stat.st_mtime, stat.etag,
                              lambda: self.open(handle))
 
-    def upload_link(self, handle: str) -> PresignedLink | None:
-        """A form POST that uploads straight into the store at this handle."""
-        check_handle(handle)
-        return None
+    @abstractmethod
+    def upload_link(self, handle: str) -> PresignedLink:
+        """A form POST (multipart, the file in a field named ``file`` after
+        the link's fields) that uploads straight into the store at a reserved
+        handle, within `max_size`, until the link expires."""
 
-    def download_link(self, handle: str) -> PresignedLink | None:
-        """A URL that downloads the attachment straight from the store."""
-        check_handle(handle)
-        return None
+    @abstractmethod
+    def download_link(self, handle: str) -> PresignedLink:
+        """A URL that downloads the attachment straight from the store, with
+        the same ``Content-Disposition`` as `route()`, until it expires."""
 
     def spool(self) -> tuple[BinaryIO, str | None]:
         """A temporary file for an upload in progress, and its path if it has

@@ -38,24 +38,26 @@ class UploadCmd(Command):
     ]
 
     def render(self, req: Request, code: str, title: str, attachment: Attachment) -> Response:
-        with get_db().begin() as connection:
-            found = connection.execute(
-                select(file_table.c.code).where(file_table.c.code == code)).first()
-        if found:
+        if self.exists(code):
             raise Error("A file with this code already exists:", code)
         handle = upload(attachment)
-        size = get_storage().stat(handle).st_size
         try:
             with get_db().begin() as connection:
                 connection.execute(insert(file_table).values(
-                    code=code, title=title.strip(), handle=handle, size=size))
-        except exc.IntegrityError:
+                    code=code, title=title.strip(), handle=handle,
+                    size=get_storage().stat(handle).st_size))
+        except BaseException as failure:
             get_storage().remove(handle)
-            raise Error("A file with this code already exists:", code) from None
-        except BaseException:
-            get_storage().remove(handle)
+            if isinstance(failure, exc.IntegrityError) and self.exists(code):
+                raise Error("A file with this code already exists:", code) from None
             raise
         return HTTPSeeOther(location=req.application_url + "/")
+
+    @staticmethod
+    def exists(code: str) -> bool:
+        with get_db().connect() as connection:
+            query = select(file_table.c.code).where(file_table.c.code == code)
+            return connection.execute(query).first() is not None
 
 
 class DownloadCmd(Command):

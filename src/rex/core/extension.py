@@ -8,7 +8,10 @@ two applications with different packages see different extensions.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from .application import PackageCollection
 
 T = TypeVar("T", bound="type[Extension]")
 
@@ -28,7 +31,14 @@ class Extension:
         packages, in package dependency order, then definition order."""
         from .application import get_rex
 
-        packages = get_rex().packages
+        app = get_rex()
+        key = ("extensions", cls)
+        if key not in app.cache:
+            app.cache[key] = cls._find(app.packages)
+        return app.cache[key]
+
+    @classmethod
+    def _find(cls: T, packages: PackageCollection) -> list[T]:
         found = []
         for package in packages:
             for ext in Extension._registry:

@@ -6,7 +6,8 @@ from typing import Any
 
 from webob import Request
 
-from rex.core import Error, Extension, Initialize, MapVal, Setting, StrVal, get_settings
+from rex.core import (Error, Extension, Initialize, MapVal, Setting, StrVal, cached,
+                      get_settings)
 
 DEFAULT_PERMISSION = "authenticated"
 
@@ -61,6 +62,7 @@ class NobodyPermission(Permission):
         return False
 
 
+@cached
 def permissions() -> dict[str, type[Permission]]:
     return {permission.name: permission for permission in Permission.all()}
 

@@ -1,0 +1,42 @@
+"""The backends that the contract suite runs against, each on a real server.
+
+A backend module's `start(tmp)` returns a `Backend`: the settings that choose
+it, and what its server enforces (some test servers accept any signature).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MAX_SIZE = 1 << 20  # attach_max_size in the contract suite
+
+
+@dataclass
+class Backend:
+    name: str
+    settings: dict[str, Any]
+    enforces_signatures: bool  # the server refuses tampered and expired links
+    enforces_size: bool  # the server refuses uploads over attach_max_size
+    env: dict[str, str] = field(default_factory=dict)  # for processes using it
+    stop: Callable[[], None] = lambda: None
+    # Where the server does not check signatures: an offline check of a link
+    # as the real service would do it, `verify(link, method, handle) -> bool`.
+    verify: Callable[[Any, str, str], bool] | None = None
+
+    def refuses(self, response: Any, link: Any, method: str, handle: str) -> bool:
+        """Was (or would be, on the real service) this request refused?"""
+        if self.enforces_signatures:
+            return response.status_code in (400, 403)
+        assert self.verify is not None, f"{self.name}: no offline link check"
+        return not self.verify(link, method, handle)
+
+
+def start_local(tmp: Path) -> Backend:
+    """A directory; links are signed and checked by rex.attach itself."""
+    path = tmp / "attachments"
+    path.mkdir()
+    return Backend("local", {"attach_dir": str(path)}, enforces_signatures=True,
+                   enforces_size=True)

@@ -1,0 +1,79 @@
+"""The demo's commands through its WSGI application, on SQLite."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+from webob import Request
+
+from rex.attach import get_storage
+from rex.core import Rex
+from rex.db import get_db
+
+
+def post(app: Rex, **fields):
+    return Request.blank("/upload", POST=fields).get_response(app)
+
+
+def test_upload_list_download(demo: Rex) -> None:
+    response = post(demo, code="V1", title="Visit <1>", attachment=("Les Misérables.txt", b"Fantine"))
+    assert response.status_int == 303
+    assert response.location == "http://localhost/"
+    page = Request.blank("/").get_response(demo)
+    assert page.status_int == 200
+    assert "Visit &lt;1&gt;" in page.text and "<1>" not in page.text  # escaped
+    assert 'href="download?code=V1"' in page.text and "7 bytes" in page.text
+    download = Request.blank("/download?code=V1").get_response(demo)
+    assert download.status_int == 200 and download.body == b"Fantine"
+    assert "filename*=UTF-8''Les_Mis%C3%A9rables.txt" in download.headers["Content-Disposition"]
+    assert Request.blank("/download?code=V2").get_response(demo).status_int == 404
+
+
+def test_bad_input_stores_nothing(demo: Rex, attach_dir: Path) -> None:
+    assert post(demo, code="V1", title="t", attachment=("a.txt", b"a")).status_int == 303
+    before = list(get_storage())
+    cases = [
+        ({"code": "V1", "title": "again", "attachment": ("b.txt", b"b")},
+         "A file with this code already exists:\n    V1"),
+        ({"code": "a b", "title": "t", "attachment": ("b.txt", b"b")}, "While parsing parameter:\n    code"),
+        ({"code": "V2", "title": "  ", "attachment": ("b.txt", b"b")}, "While parsing parameter:\n    title"),
+        ({"code": "V2", "title": "t", "attachment": "text"}, "Expected an uploaded file"),
+        ({"code": "V2", "title": "t"}, "Missing mandatory parameter:\n    attachment"),
+    ]
+    for fields, message in cases:
+        response = post(demo, **fields)
+        assert response.status_int == 400, fields
+        assert message in response.text
+    assert list(get_storage()) == before
+    assert os.listdir(attach_dir / ".tmp") == []
+    assert Request.blank("/upload").get_response(demo).status_int == 405
+
+
+def test_oversized_upload_is_413_and_leaves_nothing(tmp_path: Path, attach_dir: Path) -> None:
+    app = Rex("rex.attach_demo", attach_dir=str(attach_dir), db=f"sqlite:///{tmp_path}/d.sqlite",
+              attach_max_size=1000)
+    assert post(app, code="ok", title="t", attachment=("a.bin", b"x" * 1000)).status_int == 303
+    response = post(app, code="big", title="t", attachment=("a.bin", b"x" * 1001))
+    assert response.status_int == 413
+    with app:
+        assert len(list(get_storage())) == 1
+    assert os.listdir(attach_dir / ".tmp") == []
+
+
+def test_failed_row_insert_removes_the_attachment(demo: Rex) -> None:
+    with get_db().begin() as connection:
+        connection.execute(sqlalchemy.text(
+            "CREATE TRIGGER refuse BEFORE INSERT ON file BEGIN SELECT RAISE(ABORT, 'disk full'); END"))
+    with pytest.raises(sqlalchemy.exc.IntegrityError, match="disk full"):
+        post(demo, code="V1", title="t", attachment=("a.txt", b"a"))
+    assert list(get_storage()) == []
+
+
+def test_page_works_without_any_file(demo: Rex) -> None:
+    page = Request.blank("/").get_response(demo)
+    assert 'id="empty"' in page.text
+    assert 'enctype="multipart/form-data"' in page.text
+    assert "http" not in page.text.split("<body>")[1]  # no resource from elsewhere
