@@ -6,6 +6,7 @@ import contextvars
 import functools
 import importlib
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from types import ModuleType, SimpleNamespace
@@ -121,8 +122,13 @@ class WSGIHandler(Extension):
 _active: contextvars.ContextVar[tuple[Rex, ...]] = contextvars.ContextVar("rex", default=())
 
 
+_URL_PASSWORD = re.compile(r"(://[^/?#@\s:]*:)[^/?#@\s]*@")
+
+
 def _masked(name: str, value: Any) -> str:
-    return "'***'" if "secret" in name and value is not None else repr(value)
+    if "secret" in name and value is not None:
+        return "'***'"
+    return _URL_PASSWORD.sub(r"\1***@", repr(value))  # db=postgresql://user:PASSWORD@...
 
 
 class Rex:

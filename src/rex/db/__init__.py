@@ -46,9 +46,12 @@ def get_db() -> Engine:
             # WAL lets the server's processes read while one of them writes.
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA foreign_keys=ON")
-
-        return engine
-    return sqlalchemy.create_engine(url, pool_pre_ping=True)
+    else:
+        engine = sqlalchemy.create_engine(url, pool_pre_ping=True)
+    # A forked server worker must open its own connections, not reuse the
+    # parent's (SQLAlchemy's advice for multiprocessing).
+    os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
+    return engine
 
 
 class CheckDb(Initialize):
