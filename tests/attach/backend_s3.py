@@ -1,0 +1,38 @@
+"""The S3 backend of the contract suite: Ceph's RADOS Gateway on 127.0.0.1,
+which checks signatures, expiry and POST policies as Amazon S3 does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import boto3
+from backends import Backend
+from servers import S3Server, start_radosgw
+
+BUCKET = "attachments"
+
+
+def s3_settings(server: S3Server, bucket: str = BUCKET) -> dict[str, str]:
+    """The rex.attach settings for a bucket of this server."""
+    return {"attach_s3_bucket": bucket, "attach_s3_endpoint": server.endpoint,
+            "attach_s3_region": server.region, "attach_s3_access_key": server.access_key,
+            "attach_s3_secret_key": server.secret_key}
+
+
+def admin_client(server: S3Server) -> object:
+    """A plain boto3 client of the server, for what rex.attach does not do."""
+    return boto3.session.Session().client(
+        "s3", endpoint_url=server.endpoint, region_name=server.region,
+        aws_access_key_id=server.access_key, aws_secret_access_key=server.secret_key)
+
+
+def start_s3(tmp: Path) -> Backend:
+    """A radosgw with an empty bucket."""
+    server = start_radosgw(tmp / "radosgw")
+    try:
+        admin_client(server).create_bucket(Bucket=BUCKET)  # type: ignore[attr-defined]
+    except BaseException:
+        server.stop()
+        raise
+    return Backend("s3", s3_settings(server), enforces_signatures=True, enforces_size=True,
+                   stop=server.stop)

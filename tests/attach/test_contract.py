@@ -1,0 +1,238 @@
+"""The storage contract: the same assertions for every backend, on real
+servers (a directory, Ceph's RADOS Gateway for S3, fake-gcs-server for GCS)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import time
+from email.utils import formatdate
+from urllib.parse import quote, urljoin
+
+import pytest
+import requests
+from backends import MAX_SIZE
+from webob import Request
+
+from rex.attach import PresignedLink, check_handle
+from rex.core import Error
+
+MISSING = "/2024/01/01/6f1c6ed5-3b5e-4b8e-9a53-2b2d2b6d1a2e/memo.txt"
+BODY = os.urandom(100_000)
+
+
+def call(storage, handle: str, **kwargs):
+    return Request.blank("/", **kwargs).get_response(storage.route(handle))
+
+
+def test_add_open_stat_remove(storage) -> None:
+    handle = storage.add("memo.txt", "Feed the cats!")
+    assert check_handle(handle).endswith("/memo.txt")
+    with storage.open(handle) as stream:
+        assert stream.read() == b"Feed the cats!"
+    stat = storage.stat(handle)
+    assert stat.st_size == 14
+    assert abs(stat.st_mtime - time.time()) < 300
+    assert stat.etag.startswith('"')
+    storage.remove(handle)
+    assert handle not in storage
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\xff" * 1000, "Ünïcödé"])
+def test_content_round_trips(storage, content) -> None:
+    expected = content.encode() if isinstance(content, str) else content
+    handle = storage.add("data.bin", content)
+    assert storage.open(handle).read() == expected
+    assert storage.stat(handle).st_size == len(expected)
+
+
+def test_large_files_stream_both_ways(storage) -> None:
+    size = 12 * (1 << 20) + 12345
+    digest = hashlib.sha256()
+
+    class Source(io.RawIOBase):
+        remaining = size
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer) -> int:
+            n = min(len(buffer), self.remaining, 1 << 20)
+            chunk = os.urandom(n)
+            buffer[:n] = chunk
+            digest.update(chunk)
+            self.remaining -= n
+            return n
+
+    handle = storage.add("big.bin", io.BufferedReader(Source(), 1 << 20))
+    assert storage.stat(handle).st_size == size
+    check = hashlib.sha256()
+    with storage.open(handle) as stream:
+        while chunk := stream.read(1 << 20):
+            check.update(chunk)
+    assert check.hexdigest() == digest.hexdigest()
+
+
+def test_open_is_seekable(storage) -> None:
+    handle = storage.add("data.bin", BODY)
+    with storage.open(handle) as stream:
+        assert stream.seekable()
+        stream.seek(50_000)
+        assert stream.read(10) == BODY[50_000:50_010]
+        stream.seek(-5, io.SEEK_END)
+        assert stream.read() == BODY[-5:]
+        stream.seek(10)
+        assert stream.read(5) == BODY[10:15]
+        assert stream.tell() == 15
+
+
+@pytest.mark.parametrize("method", ["open", "stat", "remove"])
+def test_missing_attachment(storage, method: str) -> None:
+    with pytest.raises(Error) as info:
+        getattr(storage, method)(MISSING)
+    assert str(info.value) == f"Attachment does not exist:\n    {MISSING}"
+
+
+def test_second_remove(storage) -> None:
+    handle = storage.add("memo.txt", "x")
+    storage.remove(handle)
+    with pytest.raises(Error, match="Attachment does not exist:"):
+        storage.remove(handle)
+
+
+@pytest.mark.parametrize("method", ["open", "stat", "remove", "route", "upload_link",
+                                    "download_link"])
+@pytest.mark.parametrize("handle", ["/../secret", "memo.txt", MISSING + "/x", None])
+def test_ill_formed_handles(storage, method: str, handle) -> None:
+    with pytest.raises(Error, match="Ill-formed attachment handle:"):
+        getattr(storage, method)(handle)
+
+
+def test_iteration_is_sorted_and_complete(storage) -> None:
+    added = {storage.add(f"f{i}.txt", str(i)) for i in range(12)}
+    handles = list(storage)
+    assert handles == sorted(handles)
+    assert added <= set(handles)
+    assert all(check_handle(handle) for handle in handles)
+
+
+def test_reserve_stores_nothing(storage) -> None:
+    handle = storage.reserve("later.pdf")
+    assert handle.endswith("/later.pdf")
+    assert handle not in storage
+    assert handle not in list(storage)
+
+
+def test_route_headers_and_body(storage) -> None:
+    handle = storage.add("Les Misérables.txt", BODY)
+    response = call(storage, handle)
+    assert response.status_int == 200
+    assert response.body == BODY
+    assert response.headers["Content-Type"] == "text/plain; charset=UTF-8"
+    assert response.headers["Content-Length"] == str(len(BODY))
+    assert response.headers["Content-Disposition"] == (
+        "attachment; filename=Les_Miserables.txt; filename*=UTF-8''Les_Mis%C3%A9rables.txt")
+    assert response.headers["Accept-Ranges"] == "bytes"
+    assert response.headers["ETag"] == storage.stat(handle).etag
+    assert response.headers["Last-Modified"] == formatdate(int(storage.stat(handle).st_mtime),
+                                                           usegmt=True)
+
+
+def test_route_ranges_conditionals_and_head(storage) -> None:
+    handle = storage.add("data.bin", BODY)
+    ranged = call(storage, handle, headers={"Range": "bytes=1000-1999"})
+    assert ranged.status_int == 206 and ranged.body == BODY[1000:2000]
+    assert ranged.headers["Content-Range"] == f"bytes 1000-1999/{len(BODY)}"
+    assert call(storage, handle, headers={"Range": "bytes=-10"}).body == BODY[-10:]
+    assert call(storage, handle, headers={"Range": f"bytes={len(BODY)}-"}).status_int == 416
+    etag = storage.stat(handle).etag
+    assert call(storage, handle, headers={"If-None-Match": etag}).status_int == 304
+    head = call(storage, handle, method="HEAD")
+    assert head.status_int == 200 and head.body == b""
+    assert head.headers["Content-Length"] == str(len(BODY))
+
+
+def test_route_of_missing_attachment(storage) -> None:
+    with pytest.raises(Error, match="Attachment does not exist:"):
+        storage.route(MISSING)
+
+
+# Through a real `rex serve`.
+
+def test_attach_location_serves_only_the_permitted(storage, base_url: str) -> None:
+    handle = storage.add("memo.txt", "Feed the cats!")
+    url = base_url + "/attach" + quote(handle)
+    assert requests.get(url, timeout=30).status_code == 401
+    response = requests.get(url, headers={"X-Remote-User": "ann"}, timeout=30)
+    assert response.status_code == 401  # a header is not a session
+    assert requests.get(base_url + "/attach" + MISSING, timeout=30).status_code in (401, 404)
+
+
+def test_download_link(storage, base_url: str, backend) -> None:
+    handle = storage.add("Les Misérables.txt", BODY)
+    link = storage.download_link(handle)
+    assert isinstance(link, PresignedLink) and link.fields == {}
+    response = requests.get(urljoin(base_url, link.url), timeout=30)
+    assert response.status_code == 200
+    assert response.content == BODY
+    assert "filename*=UTF-8''Les_Mis%C3%A9rables.txt" in response.headers["Content-Disposition"]
+    other = storage.add("other.txt", "other")
+    forged = PresignedLink(link.url.replace(quote(handle), quote(other)))
+    response = requests.get(urljoin(base_url, forged.url), timeout=30)
+    assert backend.refuses(response, forged, "GET", other)
+
+
+def test_upload_link(storage, base_url: str) -> None:
+    handle = storage.reserve("Visit 2.pdf")
+    link = storage.upload_link(handle)
+    response = post(base_url, link, "Visit 2.pdf", BODY)
+    assert response.status_code in (200, 201, 204), response.text
+    assert storage.open(handle).read() == BODY
+
+
+def post(base_url: str, link: PresignedLink, name: str, content: bytes) -> requests.Response:
+    return requests.post(urljoin(base_url, link.url), data=link.fields,
+                         files={"file": (name, content)}, timeout=60)
+
+
+def test_upload_link_refuses_oversized(storage, base_url: str, backend) -> None:
+    handle = storage.reserve("big.bin")
+    response = post(base_url, storage.upload_link(handle), "big.bin", b"x" * (MAX_SIZE + 1))
+    assert response.status_code in (400, 403, 413)
+    assert handle not in storage
+
+
+def test_upload_link_is_for_its_handle_only(storage, base_url: str, backend) -> None:
+    handle, other = storage.reserve("a.txt"), storage.reserve("b.txt")
+    link = storage.upload_link(handle)
+    forged = PresignedLink(link.url.replace(quote(handle), quote(other)), {
+        name: value.replace(handle.lstrip("/"), other.lstrip("/"))
+        for name, value in link.fields.items()})
+    response = post(base_url, forged, "b.txt", b"forged")
+    assert backend.refuses(response, forged, "POST", other)
+    if backend.enforces_signatures:
+        assert other not in storage
+
+
+def test_links_expire(storage, base_url: str, backend) -> None:
+    handle = storage.add("a.txt", "soon gone")
+    reserved = storage.reserve("b.txt")
+    storage.link_expiry, saved = 1, storage.link_expiry
+    try:
+        download, upload = storage.download_link(handle), storage.upload_link(reserved)
+    finally:
+        storage.link_expiry = saved
+    time.sleep(2.1)
+    response = requests.get(urljoin(base_url, download.url), timeout=30)
+    assert backend.refuses(response, download, "GET", handle)
+    response = post(base_url, upload, "b.txt", b"late")
+    assert backend.refuses(response, upload, "POST", reserved)
+    if backend.enforces_signatures:
+        assert reserved not in storage
+
+
+def test_presigned_link_answers_json() -> None:
+    link = PresignedLink("https://example.org/x", {"key": "value"})
+    response = Request.blank("/").get_response(link)
+    assert response.json == {"url": "https://example.org/x", "fields": {"key": "value"}}
