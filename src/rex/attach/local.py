@@ -33,6 +33,8 @@ PARTS = (re.compile(r"\d{4}"), re.compile(r"\d{2}"), re.compile(r"\d{2}"))
 class LocalStorage(Storage):
     """Attachments as files under a directory of the local file system."""
 
+    sendfile = True
+
     def __init__(self, path: str, *, secret: str | None = None, max_size: int | None = None,
                  link_expiry: int = 3600) -> None:
         super().__init__(max_size=max_size, link_expiry=link_expiry)

@@ -45,12 +45,13 @@ class AttachmentApp:
     """
 
     def __init__(self, name: str, size: int, mtime: float, etag: str,
-                 open: Callable[[], BinaryIO]) -> None:
+                 open: Callable[[], BinaryIO], *, sendfile: bool = False) -> None:
         self.name = name
         self.size = size
         self.mtime = mtime
         self.etag = etag
         self.open = open
+        self.sendfile = sendfile  # `open()` gives an OS file, fit for ``sendfile``
 
     def response(self, req: Request) -> Response:
         headers = [
@@ -65,12 +66,8 @@ class AttachmentApp:
         ]
         body: Iterable[bytes] = Body(self.open, self.size)
         wrapper = req.environ.get("wsgi.file_wrapper")
-        if wrapper is not None and req.method == "GET" and req.range is None:
-            file = self.open()
-            if hasattr(file, "fileno"):
-                body = wrapper(file, BLOCK_SIZE)
-            else:
-                file.close()
+        if self.sendfile and wrapper is not None and req.method == "GET" and req.range is None:
+            body = wrapper(self.open(), BLOCK_SIZE)
         return Response(headerlist=headers, app_iter=body, conditional_response=True)
 
     def __call__(self, *args: Any) -> Any:

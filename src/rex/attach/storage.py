@@ -52,6 +52,8 @@ class Storage(ABC):
     upload links accept; `link_expiry` is how long links are valid (seconds).
     """
 
+    sendfile = False  # does `open()` give an OS file, which a server can ``sendfile``?
+
     def __init__(self, *, max_size: int | None = None, link_expiry: int = 3600) -> None:
         self.max_size = max_size
         self.link_expiry = link_expiry
@@ -95,7 +97,7 @@ class Storage(ABC):
         """The attachment as an HTTP response (see `AttachmentApp`)."""
         stat = self.stat(handle)
         return AttachmentApp(handle_name(handle), stat.st_size, stat.st_mtime, stat.etag,
-                             lambda: self.open(handle))
+                             lambda: self.open(handle), sendfile=self.sendfile)
 
     @abstractmethod
     def upload_link(self, handle: str) -> PresignedLink:
