@@ -1,0 +1,661 @@
+"""Benchmarks of rex.attach against reference implementations, in one run.
+
+    python bench/run.py [--rounds 5] [--quick] [--only NAME ...] [--project rex|ref]
+
+Every measure runs its sides interleaved, round by round (round 1 of each
+reference, round 1 of the project, round 2 ...), so that the machine's drift
+hits all sides alike, and reports the project's figure as a ratio to each
+reference: the ratio of the medians, and the range of the per-round ratios.
+Servers run under gunicorn with the same settings (sync workers, 2 of them
+for the 2 cores) on free ports of 127.0.0.1; their workers' memory is sampled
+during each transfer.  A missed target is reported, not an error: the exit
+status is 0 unless the harness itself breaks.  ``--project ref`` puts the
+first reference in the project's place, to check the harness (ratios ~1).
+See bench/README.md for what each measure is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+if VENV.is_dir() and Path(sys.prefix).resolve() != VENV.resolve():
+    os.execv(VENV / "bin" / "python", [str(VENV / "bin" / "python"), *sys.argv])
+sys.path.insert(0, str(ROOT))  # for tests.servers (the S3 server)
+
+import http_client  # noqa: E402  (bench/ is sys.path[0])
+import library  # noqa: E402
+import procs  # noqa: E402
+
+MIB = 1 << 20
+GIB = 1 << 30
+WORKERS = 2  # gunicorn sync workers of every server: one per core
+
+
+@dataclass(frozen=True)
+class Sizes:
+    upload: int  # the upload MB/s measure
+    upload_big: int  # the upload memory measure
+    download: int
+    small: int  # size of each small file
+    small_files: int  # how many distinct small files wrk cycles through
+    wrk_seconds: int
+    adds: int
+    handles: int
+    s3: int
+
+
+FULL = Sizes(upload=256 * MIB, upload_big=GIB, download=GIB, small=64 << 10, small_files=100,
+             wrk_seconds=3, adds=10_000, handles=100_000, s3=256 * MIB)
+QUICK = Sizes(upload=16 * MIB, upload_big=64 * MIB, download=64 * MIB, small=64 << 10,
+              small_files=100, wrk_seconds=1, adds=500, handles=10_000, s3=16 * MIB)
+
+
+def mib(size: int) -> str:
+    return f"{size / GIB:g} GiB" if size >= GIB else f"{size / MIB:g} MiB"
+
+
+# -- what a measure is ---------------------------------------------------------------------
+
+@dataclass
+class Sample:
+    value: float  # the figure, higher is better
+    growth: int = 0  # bytes of memory growth during the run
+
+
+Trial = Callable[[], Sample]  # one timed run of one side
+
+
+@dataclass
+class Side:
+    label: str
+    trial: Trial | None  # None: not available (`missing` says why)
+    target: float | None = None  # the least ratio project / this side (references only)
+    missing: str = ""
+    samples: list[Sample] = field(default_factory=list)
+
+    def median(self) -> float:
+        return statistics.median(sample.value for sample in self.samples)
+
+    def max_growth(self) -> int:
+        return max(sample.growth for sample in self.samples)
+
+
+@dataclass
+class Measure:
+    name: str  # what --only selects
+    title: str
+    unit: str
+    refs: list[Side]
+    project: Side
+    max_growth: int | None = None  # the project's memory target, bytes
+    growth_of: str = "server"  # whose memory: the server workers', or this "process"'s
+
+
+class Unavailable(Exception):
+    """A side that cannot run here (the project's part not written yet, no S3 server)."""
+
+
+# -- the servers and fixtures that measures share ------------------------------------------
+
+class RefTarget:
+    """A reference gunicorn app of bench/refs serving or storing files in its directory."""
+
+    def __init__(self, ctx: Context, module: str) -> None:
+        self.directory = ctx.workdir / module
+        self.directory.mkdir()
+        port = procs.free_port()
+        self.server = procs.start(module, [
+            sys.executable, "-m", "gunicorn", "--workers", str(WORKERS), "--worker-class", "sync",
+            "--timeout", "300", "--bind", f"127.0.0.1:{port}", "--chdir", str(ROOT / "bench/refs"),
+            f"{module}:app"], port=port, workers=WORKERS, env={"BENCH_DIR": str(self.directory)},
+            workdir=ctx.workdir)
+        self.label = module
+
+    def place(self, name: str, size: int) -> str:
+        """Stores a file of generated content; returns its URL path."""
+        path = self.directory / name
+        http_client.write_file(str(path), size)
+        return "/" + name
+
+    def upload(self, size: int) -> float:
+        seconds = http_client.upload(self.server.url + "/upload", {"code": "x", "title": "x"},
+                                     "attachment", "upload.bin", size)
+        for stored in self.directory.glob("upload-*"):
+            stored.unlink()
+        return seconds
+
+
+class ProjectTarget:
+    """``rex serve rex.attach_demo`` on a local attachment directory, with
+    ``/attach/...`` open to anybody."""
+
+    def __init__(self, ctx: Context) -> None:
+        base = ctx.workdir / "project"
+        self.attach_dir = base / "attachments"
+        self.attach_dir.mkdir(parents=True)
+        self.db = base / "demo.sqlite"
+        settings = base / "settings.yaml"
+        settings.write_text("access: {rex.attach: anybody}\n")
+        rex = Path(sys.executable).parent / "rex"
+        if not rex.exists():
+            raise Unavailable(f"{rex} is missing")
+        port = procs.free_port()
+        self.server = procs.start("project", [
+            str(rex), "serve", "rex.attach_demo", f"attach_dir={self.attach_dir}",
+            f"db=sqlite:///{self.db}", "--settings", str(settings), "--host", "127.0.0.1",
+            "--port", str(port), "--workers", str(WORKERS)],
+            port=port, workers=WORKERS, env={}, workdir=ctx.workdir)
+        self.label = "project"
+        self.codes = 0
+
+    def _post(self, size: int, name: str) -> tuple[str, float]:
+        self.codes += 1
+        code = f"c{self.codes}"
+        seconds = http_client.upload(self.server.url + "/upload", {"code": code, "title": code},
+                                     "attachment", name, size)
+        return code, seconds
+
+    def handle(self, code: str) -> str:
+        with contextlib.closing(sqlite3.connect(self.db)) as db:
+            row = db.execute("select handle from file where code = ?", (code,)).fetchone()
+        if row is None:
+            raise RuntimeError(f"no file of code {code} in {self.db}")
+        return row[0]
+
+    def place(self, name: str, size: int) -> str:
+        """Uploads a file through the demo; returns its ``/attach/...`` URL path."""
+        code, _ = self._post(size, name)
+        return "/attach" + quote(self.handle(code))
+
+    def place_code(self, name: str, size: int) -> str:
+        """Uploads a file through the demo; returns its ``/download?code=`` URL path."""
+        code, _ = self._post(size, name)
+        return f"/download?code={code}"
+
+    def upload(self, size: int) -> float:
+        code, seconds = self._post(size, "upload.bin")
+        shutil.rmtree(self.attach_dir / self.handle(code).lstrip("/").rsplit("/", 1)[0])
+        return seconds
+
+
+class Context:
+    """What the measures share: a scratch directory, the servers (started on
+    first use, stopped at the end) and the fixture files in them."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.sizes = QUICK if args.quick else FULL
+        self.stack = contextlib.ExitStack()
+        self.workdir = Path(self.stack.enter_context(
+            tempfile.TemporaryDirectory(prefix="rex-bench-", dir=args.workdir)))
+        self.targets: dict[str, Any] = {}
+        self.fixtures: dict[str, Any] = {}
+
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stack.close()
+
+    def target(self, name: str) -> Any:
+        """A reference server by module name, or "project"."""
+        if name not in self.targets:
+            if name == "project" and self.args.project == "rex":
+                target: Any = ProjectTarget(self)
+            elif name == "project":
+                raise Unavailable("--project ref")
+            else:
+                target = RefTarget(self, name)
+            self.stack.callback(target.server.stop)
+            self.targets[name] = target
+        return self.targets[name]
+
+    def fixture(self, key: str, make: Callable[[], Any]) -> Any:
+        """`make()` once per key (files to download, trees to list)."""
+        if key not in self.fixtures:
+            print(f"  preparing {key} ...", flush=True)
+            self.fixtures[key] = make()
+        return self.fixtures[key]
+
+    def project_app(self, **settings: Any) -> Any:
+        """The demo application in this process, for the library measures."""
+        if self.args.project != "rex":
+            raise Unavailable("--project ref")
+        try:
+            from rex.core import Rex
+
+            return Rex("rex.attach_demo", db=f"sqlite:///{self.workdir}/library.sqlite",
+                       **settings)
+        except Exception as error:
+            raise Unavailable(f"Rex('rex.attach_demo', ...): {error}") from None
+
+
+def side(label: str, make: Callable[[], Trial], target: float | None = None) -> Side:
+    """A side whose trial `make()` builds; a side that cannot be built is missing."""
+    try:
+        return Side(label, make(), target)
+    except Unavailable as error:
+        missing = str(error)
+    except Exception as error:
+        missing = f"{type(error).__name__}: {error}"
+    print(f"  {label}: not measured: {missing}", flush=True)
+    return Side(label, None, target, missing=missing[:200])
+
+
+def project_side(ctx: Context, make: Callable[[], Trial], ref: Side) -> Side:
+    """The project's side; with ``--project ref``, the first reference again."""
+    if ctx.args.project == "ref":
+        return Side(f"{ref.label} (again)", ref.trial)
+    return side("project", make)
+
+
+# -- the HTTP measures ---------------------------------------------------------------------
+
+def upload_trial(target: Any, size: int) -> Trial:
+    def trial() -> Sample:
+        with target.server.sampler() as sampler:
+            seconds = target.upload(size)
+        return Sample(size / seconds / 1e6, sampler.growth)
+    return trial
+
+
+def download_trial(target: Any, path: str, size: int) -> Trial:
+    def trial() -> Sample:
+        with target.server.sampler() as sampler:
+            seconds = http_client.download(target.server.url + path, size)
+        return Sample(size / seconds / 1e6, sampler.growth)
+    return trial
+
+
+def upload_measure(ctx: Context) -> Measure:
+    size = ctx.sizes.upload
+    multipart = side("python-multipart", lambda: upload_trial(ctx.target("multipart_disk"), size), 0.9)
+    webob = side("WebOb req.POST", lambda: upload_trial(ctx.target("webob_post"), size), 4.0)
+    project = project_side(ctx, lambda: upload_trial(ctx.target("project"), size), multipart)
+    return Measure("upload", f"upload {mib(size)} to /upload", "MB/s", [multipart, webob], project)
+
+
+def upload_memory_measure(ctx: Context) -> Measure:
+    size = ctx.sizes.upload_big
+    multipart = side("python-multipart", lambda: upload_trial(ctx.target("multipart_disk"), size))
+    project = project_side(ctx, lambda: upload_trial(ctx.target("project"), size), multipart)
+    return Measure("upload-memory", f"upload {mib(size)} to /upload", "MB/s", [multipart], project,
+                   max_growth=32 * MIB)
+
+
+def fileapp_download(ctx: Context, size: int) -> Trial:
+    fileapp = ctx.target("fileapp")
+    path = ctx.fixture(f"fileapp: a {mib(size)} file", lambda: fileapp.place("big.bin", size))
+    return download_trial(fileapp, path, size)
+
+
+def download_measure(ctx: Context) -> Measure:
+    size = ctx.sizes.download
+    ref = side("gunicorn+FileApp", lambda: fileapp_download(ctx, size), 0.9)
+
+    def project() -> Trial:
+        target = ctx.target("project")
+        path = ctx.fixture(f"project: a {mib(size)} file", lambda: target.place("big.bin", size))
+        return download_trial(target, path, size)
+
+    return Measure("download", f"download {mib(size)} from /attach/...", "MB/s", [ref],
+                   project_side(ctx, project, ref), max_growth=16 * MIB)
+
+
+def download_demo_measure(ctx: Context) -> Measure:
+    size = ctx.sizes.download
+    ref = side("gunicorn+FileApp", lambda: fileapp_download(ctx, size), 0.9)
+
+    def project() -> Trial:
+        target = ctx.target("project")
+        path = ctx.fixture(f"project: a {mib(size)} file of a code",
+                           lambda: target.place_code("big.bin", size))
+        return download_trial(target, path, size)
+
+    return Measure("download-demo", f"download {mib(size)} from /download?code=", "MB/s", [ref],
+                   project_side(ctx, project, ref), max_growth=16 * MIB)
+
+
+def small_files_measure(ctx: Context) -> Measure:
+    sizes = ctx.sizes
+    http_client.ensure_wrk()
+
+    def trial(name: str) -> Trial:
+        target = ctx.target(name)
+        paths = ctx.fixture(f"{name}: {sizes.small_files} files of {sizes.small >> 10} KiB", lambda: [
+            target.place(f"small-{i}.bin", sizes.small) for i in range(sizes.small_files)])
+
+        def run() -> Sample:
+            with target.server.sampler() as sampler:
+                rate = http_client.requests_per_second(target.server.url, paths, sizes.wrk_seconds)
+            return Sample(rate, sampler.growth)
+        return run
+
+    ref = side("gunicorn+FileApp", lambda: trial("fileapp"), 0.8)
+    return Measure("small", f"{sizes.small >> 10} KiB downloads, 16 connections", "req/s", [ref],
+                   project_side(ctx, lambda: trial("project"), ref))
+
+
+# -- the library measures ------------------------------------------------------------------
+
+def process_trial(run: Callable[[], library.Run], amount: float,
+                  cleanup: Callable[[], None] = lambda: None) -> Trial:
+    """A trial of an in-process run: `amount` (bytes, items) per second."""
+    def trial() -> Sample:
+        seconds, growth = run()
+        cleanup()
+        return Sample(amount / seconds, growth)
+    return trial
+
+
+def clear(directory: Path) -> None:
+    """Removes what a round stored, keeping the storage's hidden files."""
+    for entry in directory.iterdir():
+        if not entry.name.startswith("."):
+            shutil.rmtree(entry)
+
+
+def adds_measure(ctx: Context) -> Measure:
+    count = ctx.sizes.adds
+    data = http_client.BLOCK[:1024]
+    raw_dir = ctx.workdir / "raw-adds"
+    ref = side("raw durable atomic loop", lambda: process_trial(
+        lambda: library.raw_durable_adds(str(raw_dir), count, data), count,
+        lambda: shutil.rmtree(raw_dir)), 0.8)
+
+    def project() -> Trial:
+        directory = ctx.workdir / "adds"
+        directory.mkdir()
+        app = ctx.project_app(attach_dir=str(directory))
+
+        def run() -> library.Run:
+            from rex.attach import get_storage
+
+            with app:
+                return library.storage_adds(get_storage(), count, data)
+        return process_trial(run, count, lambda: clear(directory))
+
+    return Measure("adds", f"{count:,} local add() of 1 KiB", "adds/s", [ref],
+                   project_side(ctx, project, ref), growth_of="process")
+
+
+def iterate_measure(ctx: Context) -> Measure:
+    count = ctx.sizes.handles
+    tree = ctx.workdir / "tree"
+
+    def make_tree() -> None:
+        if not tree.exists():
+            print(f"  laying out {count:,} attachments ...", flush=True)
+            library.make_tree(str(tree), count)
+
+    def ref_trial() -> Trial:
+        make_tree()
+        return process_trial(lambda: library.count_all(library.scandir_walk(str(tree)), count),
+                             count)
+
+    def project() -> Trial:
+        make_tree()
+        app = ctx.project_app(attach_dir=str(tree))
+
+        def run() -> library.Run:
+            from rex.attach import get_storage
+
+            with app:
+                return library.count_all(iter(get_storage()), count)
+        return process_trial(run, count)
+
+    ref = side("raw os.scandir walk", ref_trial, 0.5)
+    return Measure("iterate", f"iterate {count:,} local handles", "handles/s", [ref],
+                   project_side(ctx, project, ref), max_growth=4 * MIB, growth_of="process")
+
+
+@dataclass
+class S3:
+    client: Any
+    bucket: str
+    settings: dict[str, str]  # the project's settings for this bucket
+
+
+def s3(ctx: Context) -> S3:
+    """A radosgw from tests/servers.py (started once), a bucket, a client."""
+    if "s3" not in ctx.targets:
+        try:
+            from tests.servers import start_radosgw
+        except ImportError as error:
+            raise Unavailable(f"no S3 server: tests/servers.py: {error}") from None
+        import boto3
+
+        print("  starting radosgw ...", flush=True)
+        server = start_radosgw(str(ctx.workdir / "radosgw"))
+        ctx.stack.callback(server.stop)
+        client = boto3.client("s3", endpoint_url=server.endpoint, region_name=server.region,
+                              aws_access_key_id=server.access_key,
+                              aws_secret_access_key=server.secret_key)
+        bucket = "rex-bench"
+        client.create_bucket(Bucket=bucket)
+        ctx.targets["s3"] = S3(client, bucket, {
+            "attach_s3_bucket": bucket, "attach_s3_endpoint": server.endpoint,
+            "attach_s3_region": server.region, "attach_s3_access_key": server.access_key,
+            "attach_s3_secret_key": server.secret_key})
+    return ctx.targets["s3"]
+
+
+def s3_file(ctx: Context) -> str:
+    path = ctx.workdir / "s3-upload.bin"
+    if not path.exists():
+        http_client.write_file(str(path), ctx.sizes.s3)
+    return str(path)
+
+
+def s3_add_measure(ctx: Context) -> Measure:
+    size = ctx.sizes.s3
+
+    def ref() -> Trial:
+        store, path = s3(ctx), s3_file(ctx)
+        return process_trial(lambda: library.boto3_upload(store.client, store.bucket, "raw.bin", path),
+                             size / 1e6)
+
+    def project() -> Trial:
+        store, path = s3(ctx), s3_file(ctx)
+        app = ctx.project_app(**store.settings)
+
+        def run() -> library.Run:
+            from rex.attach import get_storage
+
+            with app:
+                storage = get_storage()
+                result, handle = library.storage_add_file(storage, "big.bin", path)
+                storage.remove(handle)
+            return result
+        return process_trial(run, size / 1e6)
+
+    raw = side("boto3 upload_fileobj", ref, 0.9)
+    return Measure("s3-add", f"S3 add() of {mib(size)}", "MB/s", [raw],
+                   project_side(ctx, project, raw), growth_of="process")
+
+
+def s3_route_measure(ctx: Context) -> Measure:
+    size = ctx.sizes.s3
+
+    def ref() -> Trial:
+        store = s3(ctx)
+        ctx.fixture("S3: an object", lambda: store.client.upload_file(
+            s3_file(ctx), store.bucket, "download.bin"))
+        return process_trial(lambda: library.boto3_stream(store.client, store.bucket,
+                                                          "download.bin", size), size / 1e6)
+
+    def project() -> Trial:
+        store = s3(ctx)
+        app = ctx.project_app(**store.settings)
+        from rex.attach import get_storage
+
+        def add() -> str:
+            with app, open(s3_file(ctx), "rb") as file:
+                return get_storage().add("big.bin", file)
+
+        handle = ctx.fixture("S3: an attachment", add)
+
+        def run() -> library.Run:
+            with app:
+                return library.route_stream(get_storage(), handle, size)
+        return process_trial(run, size / 1e6)
+
+    raw = side("boto3 get_object stream", ref, 0.8)
+    return Measure("s3-route", f"S3 route() of {mib(size)}", "MB/s", [raw],
+                   project_side(ctx, project, raw), max_growth=32 * MIB, growth_of="process")
+
+
+MEASURES: dict[str, Callable[[Context], Measure]] = {
+    "upload": upload_measure,
+    "upload-memory": upload_memory_measure,
+    "download": download_measure,
+    "download-demo": download_demo_measure,
+    "small": small_files_measure,
+    "adds": adds_measure,
+    "iterate": iterate_measure,
+    "s3-add": s3_add_measure,
+    "s3-route": s3_route_measure,
+}
+
+
+# -- running and reporting -----------------------------------------------------------------
+
+def run(measure: Measure, rounds: int) -> None:
+    """Runs the available sides interleaved, round by round; a side that
+    fails stops being run and says why."""
+    sides = [side for side in [*measure.refs, measure.project] if side.trial is not None]
+    for number in range(1, rounds + 1):
+        figures = []
+        for item in sides:
+            if item.trial is None:
+                continue
+            try:
+                sample = item.trial()
+            except Exception as error:
+                traceback.print_exc()
+                item.trial, item.missing = None, f"failed: {error}"[:200]
+                continue
+            item.samples.append(sample)
+            figures.append(f"{item.label} {sample.value:,.1f}")
+        print(f"  round {number}/{rounds}: {', '.join(figures)} {measure.unit}", flush=True)
+
+
+Row = tuple[str, str, str, str, str, str, str]
+
+
+def report(measure: Measure) -> list[Row]:
+    """The rows of the table for a measure: one per reference, and one for
+    the project's memory growth."""
+    rows: list[Row] = []
+    project = measure.project
+    for ref in measure.refs:
+        name = f"{measure.title}, {measure.unit}, vs {ref.label}"
+        target = f">= {ref.target:g}x" if ref.target is not None else "-"
+        if not (project.samples and ref.samples):
+            why = project.missing if not project.samples else ref.missing
+            rows.append((name, "-", "-", "-", "-", target, f"n/a: {why}"))
+            continue
+        ratio = project.median() / ref.median()
+        pairs = [p.value / r.value for p, r in zip(project.samples, ref.samples)]
+        verdict = "-" if ref.target is None else ("PASS" if ratio >= ref.target else "FAIL")
+        rows.append((name, f"{project.median():,.1f}", f"{ref.median():,.1f}", f"{ratio:.2f}",
+                     f"{min(pairs):.2f}-{max(pairs):.2f}", target, verdict))
+    if measure.max_growth is not None:
+        ref = measure.refs[0]
+        name = f"{measure.title}, {measure.growth_of} memory growth MiB, vs {ref.label}"
+        target = f"< {measure.max_growth / MIB:g} MiB"
+        if not project.samples:
+            rows.append((name, "-", "-", "-", "-", target, f"n/a: {project.missing}"))
+        else:
+            growth = project.max_growth()
+            verdict = "PASS" if growth < measure.max_growth else "FAIL"
+            ref_growth = f"{ref.max_growth() / MIB:.1f}" if ref.samples else "-"
+            rows.append((name, f"{growth / MIB:.1f}", ref_growth, "-", "(max of rounds)", target,
+                         verdict))
+    return rows
+
+
+def print_table(header: Row | tuple[str, ...], rows: list[Row] | list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(width) if i == 0 or i == len(row) - 1 else cell.rjust(width)
+                        for i, (cell, width) in enumerate(zip(row, widths))).rstrip())
+
+
+def server_rows(ctx: Context) -> list[tuple[str, ...]]:
+    """Each server's worker memory: at start, peak over its life, largest
+    growth during one measured transfer."""
+    rows = []
+    for target in ctx.targets.values():
+        server = getattr(target, "server", None)
+        if not isinstance(server, procs.Server):
+            continue
+        workers = server.workers()
+        hwm = max((procs.memory(pid)[1] for pid in workers), default=0)
+        start = max(server.start_rss.values(), default=0)
+        replaced = "" if set(workers) == set(server.start_rss) else " (workers replaced!)"
+        rows.append((server.name + replaced, str(len(workers)), f"{start / MIB:.1f}",
+                     f"{hwm / MIB:.1f}", f"{server.max_growth / MIB:.1f}"))
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of each measure (>= 1)")
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--only", nargs="+", choices=sorted(MEASURES), metavar="NAME",
+                        help=f"run only these measures: {', '.join(MEASURES)}")
+    parser.add_argument("--project", choices=("rex", "ref"), default="rex",
+                        help="'ref': measure the first reference in the project's place")
+    parser.add_argument("--workdir", help="where the scratch directory goes (default: $TMPDIR)")
+    args = parser.parse_args()
+
+    started = time.monotonic()
+    measures: list[Measure] = []
+    with Context(args) as ctx:
+        for name in args.only or MEASURES:
+            print(f"{name}:", flush=True)
+            try:
+                measure = MEASURES[name](ctx)
+            except Exception as error:
+                traceback.print_exc()
+                print(f"  skipped: {error}")
+                continue
+            run(measure, args.rounds)
+            measures.append(measure)
+        servers = server_rows(ctx)
+
+    rows = [row for measure in measures for row in report(measure)]
+    print(f"\nrex.attach benchmarks, {args.rounds} rounds{' (quick sizes)' if args.quick else ''},"
+          f" {time.monotonic() - started:.0f} s; medians, ratio = project / reference")
+    print_table(("measure", "project", "reference", "ratio", "ratio range", "target", "result"), rows)
+    if servers:
+        print("\nserver workers' memory, MiB (VmRSS at start, VmHWM at end: max of workers)")
+        print_table(("server", "workers", "start RSS", "peak RSS", "max growth in a run"), servers)
+    verdicts = [row[-1] for row in rows]
+    failed = [row[0] for row in rows if row[-1] == "FAIL"]
+    print(f"\nSUMMARY: {verdicts.count('PASS')} PASS, {len(failed)} FAIL, "
+          f"{sum(v.startswith('n/a') for v in verdicts)} n/a"
+          + "".join(f"\n  FAIL: {name}" for name in failed))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
