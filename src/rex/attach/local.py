@@ -27,6 +27,7 @@ from .storage import CHUNK_SIZE, PresignedLink, Stat, Storage
 
 TMP = ".tmp"
 SECRET = ".secret"
+STALE_AGE = 24 * 3600  # seconds after which a staging entry is a crash's leftover
 PARTS = (re.compile(r"\d{4}"), re.compile(r"\d{2}"), re.compile(r"\d{2}"))
 
 
@@ -144,6 +145,22 @@ class LocalStorage(Storage):
         except OSError:
             raise Error("Attachment storage must be writable:", self.path) from None
         self.secret  # created now, before a server forks its workers
+        self.sweep()
+
+    def sweep(self, age: float = STALE_AGE) -> None:
+        """Removes what crashed writers left in the staging area: entries
+        untouched for `age` seconds (a live upload keeps touching its file)."""
+        cutoff = time.time() - age
+        for entry in os.scandir(self.tmp):
+            is_dir = entry.is_dir(follow_symlinks=False)
+            paths = [entry.path]
+            try:
+                if is_dir:
+                    paths += [os.path.join(entry.path, name) for name in os.listdir(entry.path)]
+                if all(os.lstat(path).st_mtime < cutoff for path in paths):
+                    shutil.rmtree(entry.path) if is_dir else os.unlink(entry.path)
+            except FileNotFoundError:
+                pass  # its writer finished or swept it meanwhile
 
     def upload_link(self, handle: str) -> PresignedLink:
         """A signed ``POST /attach/HANDLE`` (see `AttachLocation`)."""
