@@ -1,6 +1,6 @@
-"""Helpers shared by the tests: free ports, a real `rex serve`, a real
-PostgreSQL.  Every process started here is stopped by its pid, even when the
-test fails."""
+"""Helpers shared by the tests: free ports, a real `rex serve` and the
+memory of its workers, a real PostgreSQL.  Every process started here is
+stopped by its pid, even when the test fails."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,10 +79,23 @@ def rex_serve_command(tmp_path: Path, settings: tuple[str, ...], package: str,
             "--host", HOST, "--port", str(port), "--workers", "2", "--timeout", "60"]
 
 
+class ServerURL(str):
+    """The base URL of a running server, a plain `str` to its users, that
+    also knows the pid of the server's process (see `worker_pids()`)."""
+
+    pid: int
+
+    def __new__(cls, url: str, pid: int) -> ServerURL:
+        self = super().__new__(cls, url)
+        self.pid = pid
+        return self
+
+
 @contextlib.contextmanager
-def serve(tmp_path: Path, *settings: str, package: str = "rex.attach_demo") -> Iterator[str]:
+def serve(tmp_path: Path, *settings: str, package: str = "rex.attach_demo") -> Iterator[ServerURL]:
     """Runs ``rex serve PACKAGE SETTINGS...`` on a free port of 127.0.0.1 and
-    yields its base URL (``http://127.0.0.1:PORT``) once it answers.
+    yields its base URL (``http://127.0.0.1:PORT``, a `ServerURL` whose
+    ``.pid`` is the gunicorn master's) once it answers.
 
     `settings` are command-line arguments: ``name=value`` or
     ``--settings FILE``.  For the demo, unless given, ``attach_dir`` is
@@ -113,7 +127,7 @@ def serve(tmp_path: Path, *settings: str, package: str = "rex.attach_demo") -> I
         raise RuntimeError(f"`rex serve` exited with code {process.returncode} before "
                            f"answering:\n{' '.join(command)}\n{log_text}")
     try:
-        yield url
+        yield ServerURL(url, process.pid)
     except BaseException:
         print(f"--- stderr of {' '.join(command)}:\n{log_path.read_text(errors='replace')}",
               file=sys.stderr)
@@ -135,6 +149,90 @@ def _wait_until_answers(process: subprocess.Popen, url: str) -> bool:
             continue
         return True
     raise RuntimeError(f"`rex serve` did not answer at {url} within {START_TIMEOUT} s")
+
+
+# Memory of server processes -------------------------------------------------
+
+def worker_pids(pid: int) -> list[int]:
+    """The processes whose parent is `pid`: a gunicorn master's workers."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as stat:
+                    # "PID (COMM) STATE PPID ...": COMM may hold spaces, so split after ")".
+                    if int(stat.read().rsplit(b")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+                pass
+    return sorted(found)
+
+
+def memory_status(pid: int, field: str = "VmRSS") -> int:
+    """A size of ``/proc/PID/status`` (``VmRSS``: resident now, ``VmHWM``:
+    the peak resident size), in bytes; 0 once the process is gone."""
+    prefix = field.encode() + b":"
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(prefix):
+                    return int(line.split()[1]) * 1024
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0
+
+
+class RssSampler:
+    """``with RssSampler(pids) as sampler: ...``, then ``sampler.growth``:
+    the largest rise of one process's resident memory during the block, in
+    bytes, against its ``VmRSS`` just before.
+
+    A thread reads ``VmRSS`` every few milliseconds; where the peak can be
+    reset (``/proc/PID/clear_refs``, writable by root), the kernel's own peak
+    ``VmHWM`` is counted too, so that no short spike escapes.
+    """
+
+    def __init__(self, pids: list[int], interval: float = 0.005) -> None:
+        self.pids = list(pids)
+        self.interval = interval
+        self.base: dict[int, int] = {}
+        self.peak: dict[int, int] = {}
+        self.exact = False  # True once every VmHWM was reset to VmRSS
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        for pid in self.pids:
+            self.peak[pid] = max(self.peak[pid], memory_status(pid))
+
+    def _run(self) -> None:
+        while not self._done.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> RssSampler:
+        try:
+            for pid in self.pids:
+                with open(f"/proc/{pid}/clear_refs", "w") as clear_refs:
+                    clear_refs.write("5")  # VmHWM := VmRSS
+            self.exact = True
+        except OSError:
+            pass
+        self.base = {pid: memory_status(pid) for pid in self.pids}
+        self.peak = dict(self.base)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+        self._sample()
+        if self.exact:
+            for pid in self.pids:
+                self.peak[pid] = max(self.peak[pid], memory_status(pid, "VmHWM"))
+
+    @property
+    def growth(self) -> int:
+        return max((self.peak[pid] - self.base[pid] for pid in self.pids), default=0)
 
 
 # PostgreSQL -----------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, func
+from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, Text, func
 
 from rex.core import Initialize
 from rex.db import get_db
@@ -14,7 +14,7 @@ file_table = Table(
     Column("code", String(64), primary_key=True),
     Column("title", Text, nullable=False),
     Column("handle", Text, nullable=False, unique=True),
-    Column("size", Integer, nullable=False),
+    Column("size", BigInteger, nullable=False),
     Column("created", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 

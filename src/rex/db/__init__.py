@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import weakref
 from typing import Any
 
 import sqlalchemy
@@ -49,9 +51,18 @@ def get_db() -> Engine:
     else:
         engine = sqlalchemy.create_engine(url, pool_pre_ping=True)
     # A forked server worker must open its own connections, not reuse the
-    # parent's (SQLAlchemy's advice for multiprocessing).
-    os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
+    # parent's (SQLAlchemy's advice for multiprocessing).  The hook lives as
+    # long as the process, so it holds the engine weakly: an application that
+    # is gone must not keep its pool, and its open connections, alive.
+    os.register_at_fork(after_in_child=functools.partial(_forget_pool, weakref.ref(engine)))
     return engine
+
+
+def _forget_pool(engine_ref: weakref.ref[Engine]) -> None:
+    """In a forked child: drops, without closing them, the parent's connections."""
+    engine = engine_ref()
+    if engine is not None:
+        engine.dispose(close=False)
 
 
 class CheckDb(Initialize):

@@ -1,0 +1,187 @@
+"""The demo on a real PostgreSQL, chosen by the `db` URL alone: in-process
+(where an application that goes away must close its connections), under
+`rex serve` (gunicorn, 2 forked workers), and with a wrong password."""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+import sqlalchemy
+from attach_demo.test_commands import post
+from attach_demo.test_serve import (MiB, TIMEOUT, assert_nothing_listens, rows, run_rex_serve,
+                                    stored_files, upload)
+from helpers import PG_PASSWORD, serve, start_postgres
+from sqlalchemy.engine import make_url
+from webob import Request
+
+from rex.attach import get_storage
+from rex.core import Rex
+from rex.db import get_db
+
+
+@pytest.fixture
+def postgres(tmp_path: Path) -> Iterator[sqlalchemy.Engine]:
+    """A fresh PostgreSQL cluster; an engine of the test's own on it."""
+    with start_postgres(tmp_path) as url:
+        engine = sqlalchemy.create_engine(url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+
+
+def db_url(engine: sqlalchemy.Engine) -> str:
+    """The URL of `engine`, password included, as the `db` setting takes it."""
+    return engine.url.render_as_string(hide_password=False)
+
+
+def codes(engine: sqlalchemy.Engine) -> list[str]:
+    with engine.connect() as connection:
+        return list(connection.scalars(sqlalchemy.text("SELECT code FROM file ORDER BY code")))
+
+
+def test_commands_on_postgres(postgres: sqlalchemy.Engine, attach_dir: Path) -> None:
+    assert not sqlalchemy.inspect(postgres).has_table("file")
+    app = Rex("rex.attach_demo", attach_dir=str(attach_dir), db=db_url(postgres))
+    # Initialization created the table.
+    assert sqlalchemy.inspect(postgres).has_table("file")
+    with app:
+        assert get_db().dialect.name == "postgresql"
+    try:
+        response = post(app, code="V1", title="Visit <1>", attachment=("Les Misérables.txt", b"Fantine"))
+        assert response.status_int == 303 and response.location == "http://localhost/"
+        page = Request.blank("/").get_response(app)
+        assert page.status_int == 200
+        assert "Visit &lt;1&gt;" in page.text and 'href="download?code=V1"' in page.text
+        assert "7 bytes" in page.text
+        download = Request.blank("/download?code=V1").get_response(app)
+        assert download.status_int == 200 and download.body == b"Fantine"
+        assert Request.blank("/download?code=V2").get_response(app).status_int == 404
+
+        response = post(app, code="V1", title="again", attachment=("b.txt", b"b"))
+        assert response.status_int == 400
+        assert "A file with this code already exists:\n    V1" in response.text
+        assert post(app, code="a b", title="t", attachment=("b.txt", b"b")).status_int == 400
+        assert codes(postgres) == ["V1"]
+        with app:
+            assert len(list(get_storage())) == 1
+
+        # A row PostgreSQL refuses: the stored file is removed again.
+        with postgres.begin() as connection:
+            connection.execute(sqlalchemy.text(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'disk full'; END $$"))
+            connection.execute(sqlalchemy.text(
+                "CREATE TRIGGER refuse BEFORE INSERT ON file FOR EACH ROW EXECUTE FUNCTION refuse()"))
+        with pytest.raises(sqlalchemy.exc.DBAPIError, match="disk full"):
+            post(app, code="V2", title="t", attachment=("c.txt", b"c"))
+        assert codes(postgres) == ["V1"]
+        with app:
+            assert len(list(get_storage())) == 1
+        assert os.listdir(attach_dir / ".tmp") == []
+
+        # A second application on the same database keeps the table and its rows.
+        again = Rex("rex.attach_demo", attach_dir=str(attach_dir), db=db_url(postgres))
+        try:
+            assert Request.blank("/download?code=V1").get_response(again).body == b"Fantine"
+        finally:
+            with again:
+                get_db().dispose()
+    finally:
+        with app:
+            get_db().dispose()
+
+
+def connections(engine: sqlalchemy.Engine, application_name: str) -> int:
+    """How many connections of this application name the server has."""
+    with engine.connect() as connection:
+        return connection.scalar(sqlalchemy.text(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name"),
+            {"name": application_name})
+
+
+# Dropping an application without closing its pool is the point here.
+@pytest.mark.filterwarnings("ignore:.*deleted while still open:ResourceWarning")
+def test_a_dropped_application_closes_its_connections(postgres: sqlalchemy.Engine,
+                                                      attach_dir: Path) -> None:
+    url = make_url(db_url(postgres)).update_query_dict({"application_name": "dropped"})
+    for _ in range(3):
+        app = Rex("rex.attach_demo", attach_dir=str(attach_dir),
+                  db=url.render_as_string(hide_password=False))
+        assert Request.blank("/").get_response(app).status_int == 200
+        assert connections(postgres, "dropped") == 1
+        del app
+        gc.collect()
+        # The backend of a closed connection exits asynchronously.
+        deadline = time.monotonic() + 10
+        while connections(postgres, "dropped") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert connections(postgres, "dropped") == 0
+
+
+def test_rex_serve_on_postgres(postgres: sqlalchemy.Engine, tmp_path: Path) -> None:
+    attach_dir = tmp_path / "attachments"
+    big, text = os.urandom(3 * MiB), "Fantine, Cosette.\n".encode() * 100
+    with serve(tmp_path, f"db={db_url(postgres)}") as url:
+        assert rows(url) == []
+        assert upload(url, "big", "Noise", "noise.bin", big).status_code == 303
+        assert upload(url, "novel", "Victor Hugo", "novel.txt", text).status_code == 303
+        assert rows(url) == [
+            {"code": "big", "title": "Noise", "size": f"{len(big):,} bytes",
+             "href": "download?code=big"},
+            {"code": "novel", "title": "Victor Hugo", "size": f"{len(text):,} bytes",
+             "href": "download?code=novel"},
+        ]
+
+        # Many requests at once, so that both workers query PostgreSQL at the
+        # same time, each on its own connections.
+        def fetch(code: str) -> bytes:
+            response = requests.get(f"{url}/download?code={code}", timeout=TIMEOUT)
+            assert response.status_code == 200
+            return response.content
+
+        with ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(fetch, ["big", "novel"] * 20)) == [big, text] * 20
+            assert all(len(found) == 2 for found in pool.map(lambda _: rows(url), range(40)))
+
+        response = upload(url, "novel", "Again", "other.txt", b"other")
+        assert response.status_code == 400
+        assert "A file with this code already exists:\n    novel" in response.text
+        assert requests.get(f"{url}/download?code=novel", timeout=TIMEOUT).content == text
+
+    assert codes(postgres) == ["big", "novel"]
+    assert len(stored_files(attach_dir)) == 2
+    assert os.listdir(attach_dir / ".tmp") == []
+
+
+def test_wrong_password_stops_rex_serve(postgres: sqlalchemy.Engine, tmp_path: Path) -> None:
+    wrong_password = "Wr0ng-passw0rd"
+    url = make_url(db_url(postgres)).set(password=wrong_password)
+    (tmp_path / "attachments").mkdir()
+    process, port = run_rex_serve(tmp_path, f"attach_dir={tmp_path}/attachments",
+                                  f"db={url.render_as_string(hide_password=False)}")
+    assert process.returncode != 0
+    assert process.stderr.startswith(
+        f"Cannot connect to database:\n    postgresql+psycopg://rex:***@127.0.0.1:{url.port}/rex\n")
+    assert "password authentication failed" in process.stderr
+    for password in (wrong_password, PG_PASSWORD):
+        assert password not in process.stderr + process.stdout
+    assert_nothing_listens(port)
+
+
+def test_file_table_holds_sizes_over_2_gib(postgres: sqlalchemy.Engine, attach_dir: Path) -> None:
+    """``size`` is a 64-bit integer: a 3 GiB attachment gets its row."""
+    from rex.attach_demo import file_table
+
+    Rex("rex.attach_demo", attach_dir=str(attach_dir), db=db_url(postgres))
+    with postgres.begin() as connection:
+        connection.execute(sqlalchemy.insert(file_table).values(
+            code="BIG", title="big", handle="/2026/01/01/x/big.bin", size=3 << 30))
+        assert connection.scalar(sqlalchemy.select(file_table.c.size)) == 3 << 30
