@@ -1,99 +1,27 @@
 """Servers under test and their memory: start a gunicorn on 127.0.0.1, find
 its workers, sample their resident memory while a transfer runs, stop it.
 
-Memory is read from ``/proc/PID/status``: ``VmRSS`` (resident now) and
-``VmHWM`` (the peak resident size over the process's life).  The growth of a
-transfer is the largest rise of ``VmRSS`` over any one process, sampled every
-few milliseconds by a thread, against its value just before the transfer.
+The growth of a transfer is the largest rise of one worker's resident memory
+against its value just before the transfer (`tests.helpers.RssSampler`: the
+tests assert the same bounds with the same code).
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
-MIB = 1 << 20
+from tests.helpers import RssSampler, free_port, memory_status, worker_pids
 
+__all__ = ["RssSampler", "Server", "free_port", "memory_status", "start"]
 
-def free_port() -> int:
-    """A TCP port of 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def memory(pid: int) -> tuple[int, int]:
-    """``(VmRSS, VmHWM)`` of a process in bytes, ``(0, 0)`` once it is gone."""
-    rss = hwm = 0
-    try:
-        with open(f"/proc/{pid}/status", "rb") as status:
-            for line in status:
-                if line.startswith(b"VmRSS:"):
-                    rss = int(line.split()[1]) * 1024
-                elif line.startswith(b"VmHWM:"):
-                    hwm = int(line.split()[1]) * 1024
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return rss, hwm
-
-
-def children(pid: int) -> list[int]:
-    """The processes whose parent is `pid` (a gunicorn master's workers)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as stat:
-                    # "PID (COMM) STATE PPID ...": COMM may hold spaces, so split after ")".
-                    if int(stat.read().rsplit(b")", 1)[1].split()[1]) == pid:
-                        found.append(int(entry))
-            except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
-                pass
-    return sorted(found)
-
-
-class RssSampler:
-    """``with RssSampler(pids) as sampler: ...`` then ``sampler.growth``: the
-    largest rise of one process's VmRSS during the block, in bytes."""
-
-    def __init__(self, pids: Sequence[int], interval: float = 0.005) -> None:
-        self.pids = list(pids)
-        self.interval = interval
-        self.base = {pid: memory(pid)[0] for pid in self.pids}
-        self.peak = dict(self.base)
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _sample(self) -> None:
-        for pid in self.pids:
-            self.peak[pid] = max(self.peak[pid], memory(pid)[0])
-
-    def _run(self) -> None:
-        while not self._done.wait(self.interval):
-            self._sample()
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self._done.set()
-        self._thread.join()
-        self._sample()
-
-    @property
-    def growth(self) -> int:
-        return max((self.peak[pid] - self.base[pid] for pid in self.pids), default=0)
 
 
 @dataclass
@@ -112,7 +40,7 @@ class Server:
         return self.proc.pid
 
     def workers(self) -> list[int]:
-        return children(self.pid)
+        return worker_pids(self.pid)
 
     def sampler(self) -> RssSampler:
         """Samples the workers' memory; its growth counts toward `max_growth`."""
@@ -175,5 +103,5 @@ def start(name: str, argv: Sequence[str], *, port: int, workers: int, env: dict[
             break
         time.sleep(0.1)
     time.sleep(0.5)  # let the workers finish booting before taking their memory
-    server.start_rss = {pid: memory(pid)[0] for pid in server.workers()}
+    server.start_rss = {pid: memory_status(pid) for pid in server.workers()}
     return server

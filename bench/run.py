@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -607,11 +607,11 @@ def server_rows(ctx: Context) -> list[tuple[str, ...]]:
         if not isinstance(server, procs.Server):
             continue
         workers = server.workers()
-        hwm = max((procs.memory(pid)[1] for pid in workers), default=0)
+        end = max((procs.memory_status(pid) for pid in workers), default=0)
         start = max(server.start_rss.values(), default=0)
         replaced = "" if set(workers) == set(server.start_rss) else " (workers replaced!)"
         rows.append((server.name + replaced, str(len(workers)), f"{start / MIB:.1f}",
-                     f"{hwm / MIB:.1f}", f"{server.max_growth / MIB:.1f}"))
+                     f"{end / MIB:.1f}", f"{server.max_growth / MIB:.1f}"))
     return rows
 
 
@@ -647,8 +647,8 @@ def main() -> int:
           f" {time.monotonic() - started:.0f} s; medians, ratio = project / reference")
     print_table(("measure", "project", "reference", "ratio", "ratio range", "target", "result"), rows)
     if servers:
-        print("\nserver workers' memory, MiB (VmRSS at start, VmHWM at end: max of workers)")
-        print_table(("server", "workers", "start RSS", "peak RSS", "max growth in a run"), servers)
+        print("\nserver workers' memory, MiB (VmRSS, the largest of the workers)")
+        print_table(("server", "workers", "at start", "at end", "max growth in a run"), servers)
     verdicts = [row[-1] for row in rows]
     failed = [row[0] for row in rows if row[-1] == "FAIL"]
     print(f"\nSUMMARY: {verdicts.count('PASS')} PASS, {len(failed)} FAIL, "

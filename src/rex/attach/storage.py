@@ -14,7 +14,7 @@ from webob import Response
 
 from rex.core import Error
 
-from .handle import check_handle, handle_name, new_handle
+from .handle import handle_name, new_handle
 from .response import AttachmentApp
 
 Content = Union[str, bytes, BinaryIO]

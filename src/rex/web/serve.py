@@ -30,6 +30,9 @@ class Server(BaseApplication):
         for name, value in self.options.items():
             self.cfg.set(name, value)
         self.cfg.set("post_fork", lambda server, worker: self.app.cache.clear())
+        if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 24
+            # One fixed path (~/.gunicorn/gunicorn.ctl) that every server shares.
+            self.cfg.set("control_socket_disable", True)
 
     def load(self) -> Rex:
         return self.app
