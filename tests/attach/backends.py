@@ -25,6 +25,9 @@ class Backend:
     # Where the server does not check signatures: an offline check of a link
     # as the real service would do it, `verify(link, method, handle) -> bool`.
     verify: Callable[[Any, str, str], bool] | None = None
+    # Where the server does not check upload sizes: does the upload link's
+    # policy admit this many bytes, `allows_size(link, size) -> bool`.
+    allows_size: Callable[[Any, int], bool] | None = None
 
     def refuses(self, response: Any, link: Any, method: str, handle: str) -> bool:
         """Was (or would be, on the real service) this request refused?"""
@@ -32,6 +35,13 @@ class Backend:
             return response.status_code in (400, 403)
         assert self.verify is not None, f"{self.name}: no offline link check"
         return not self.verify(link, method, handle)
+
+    def refuses_size(self, response: Any, link: Any, size: int) -> bool:
+        """Was (or would be, on the real service) this upload of `size` bytes refused?"""
+        if self.enforces_size:
+            return response.status_code in (400, 403, 413)
+        assert self.allows_size is not None, f"{self.name}: no offline size check"
+        return not self.allows_size(link, size)
 
 
 def start_local(tmp: Path) -> Backend:

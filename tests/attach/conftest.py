@@ -12,13 +12,14 @@ import yaml
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+from backend_gcs import start_gcs  # noqa: E402
 from backend_s3 import start_s3  # noqa: E402
 from backends import MAX_SIZE, Backend, start_local  # noqa: E402
 
 from rex.attach import Storage, get_storage  # noqa: E402
 from rex.core import Rex  # noqa: E402
 
-STARTERS = {"local": start_local, "s3": start_s3}
+STARTERS = {"gcs": start_gcs, "local": start_local, "s3": start_s3}
 
 
 @pytest.fixture(scope="session", params=sorted(STARTERS))

@@ -138,7 +138,10 @@ class GCSStorage(Storage):
                                       if_generation_match=0, checksum="crc32c",
                                       crc32c_checksum_value=crc32c, timeout=TIMEOUT)
             except api.PreconditionFailed:
-                raise Error("Attachment already exists:", handle) from None
+                # Someone else's object, unless a retry met what our first attempt stored.
+                blob.reload(timeout=TIMEOUT)
+                if (blob.metadata or {}).get("sha256") != sha256:
+                    raise Error("Attachment already exists:", handle) from None
         if blob.crc32c != crc32c:  # the file changed after the first pass
             blob.delete(if_generation_match=blob.generation, timeout=TIMEOUT)
             raise Error("Attachment changed while being stored:", handle)
@@ -171,10 +174,11 @@ class GCSStorage(Storage):
         return Stat(blob.size, blob.updated.timestamp(), f'"{blob.generation}"')
 
     def remove(self, handle: str) -> None:
-        try:
-            self._blob(handle).delete(timeout=TIMEOUT)
-        except api.NotFound:
-            raise Error("Attachment does not exist:", handle) from None
+        """Checks that the object exists first: a retried delete may find it
+        gone, deleted by its own first attempt."""
+        blob = self._reload(handle)
+        with contextlib.suppress(api.NotFound):
+            blob.delete(timeout=TIMEOUT)
 
     def __iter__(self) -> Iterator[str]:
         """Pages through the bucket in GCS's order, which is sorted."""
@@ -199,6 +203,10 @@ class GCSStorage(Storage):
         except (api.Unauthorized, api.Forbidden, auth.GoogleAuthError) as exc:
             raise Error("Cannot authenticate to GCS with:", self.key or "default credentials").wrap(
                 "Because:", str(exc)).wrap("While checking GCS at:", where) from None
+        except api.GoogleAPICallError as exc:
+            raise Error("GCS cannot use bucket:", self.bucket).wrap(
+                "GCS answered:", str(exc).splitlines()[0]).wrap(
+                "While checking GCS at:", self.endpoint) from None
         except requests.RequestException as exc:
             raise Error("Cannot reach GCS at:", self.endpoint).wrap("Because:", str(exc)).wrap(
                 "While checking GCS bucket:", self.bucket) from None
