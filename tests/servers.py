@@ -184,14 +184,20 @@ def start_radosgw(data_dir: Path, port: int | None = None, timeout: float = 90, 
         out.flush()
 
     def run(*args: str, stdin: bytes | None = None) -> str:
-        note(" ".join(args))
-        left = max(1.0, deadline - time.monotonic())
-        done = subprocess.run(args, input=stdin, stdout=subprocess.PIPE, stderr=out,
-                              timeout=left, check=False)
-        out.write(done.stdout)
-        if done.returncode:
-            raise RuntimeError(f"{' '.join(args)} failed with {done.returncode}")
-        return done.stdout.decode()
+        for _ in range(10):
+            note(" ".join(args))
+            left = max(1.0, deadline - time.monotonic())
+            done = subprocess.run(args, input=stdin, capture_output=True, timeout=left,
+                                  check=False)
+            out.write(done.stdout + done.stderr)
+            if done.returncode == 0:
+                return done.stdout.decode()
+            # A monitor that has just started may refuse the CLI before it
+            # runs anything ("EPERM: problem getting command descriptions").
+            if b"problem getting command descriptions" not in done.stderr:
+                break
+            time.sleep(0.2)
+        raise RuntimeError(f"{' '.join(args)} failed with {done.returncode}")
 
     def spawn(*args: str) -> Process:
         note(" ".join(args))
