@@ -153,6 +153,21 @@ def test_route_ranges_conditionals_and_head(storage) -> None:
     assert head.headers["Content-Length"] == str(len(BODY))
 
 
+def test_route_under_a_server_with_a_file_wrapper(storage) -> None:
+    """Only an OS file goes to ``wsgi.file_wrapper`` (sendfile); others stream."""
+    wrapped = []
+
+    def file_wrapper(file, block_size: int):
+        wrapped.append(file)
+        return iter(lambda: file.read(block_size), b"")
+
+    handle = storage.add("data.bin", BODY)
+    response = call(storage, handle, environ={"wsgi.file_wrapper": file_wrapper})
+    assert response.body == BODY
+    assert [hasattr(file, "fileno") and file.fileno() >= 0 for file in wrapped] == (
+        [True] if storage.sendfile else [])
+
+
 def test_route_of_missing_attachment(storage) -> None:
     with pytest.raises(Error, match="Attachment does not exist:"):
         storage.route(MISSING)
