@@ -3,9 +3,11 @@ which checks signatures, expiry and POST policies as Amazon S3 does."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import boto3
+import pytest
 from backends import Backend
 from servers import S3Server, start_radosgw
 
@@ -24,6 +26,17 @@ def admin_client(server: S3Server) -> object:
     return boto3.session.Session().client(
         "s3", endpoint_url=server.endpoint, region_name=server.region,
         aws_access_key_id=server.access_key, aws_secret_access_key=server.secret_key)
+
+
+def clear_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp: Path) -> None:
+    """No AWS settings from the environment or ~/.aws, and no instance
+    metadata lookups (nothing may leave 127.0.0.1): the test says it all."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp / "no-such-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp / "no-such-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
 def start_s3(tmp: Path) -> Backend:

@@ -9,10 +9,10 @@ not at all; a failed multipart upload is aborted.
 S3-compatible servers (Ceph RADOS Gateway, MinIO) are reached by ``endpoint``
 with path-style addressing.  ``https://storage.googleapis.com`` is Google
 Cloud Storage's XML API with HMAC keys: it gets V2 signatures, and its links
-name the key ``GoogleAccessId``.  Everywhere boto3's default checksums (since
-1.36: ``x-amz-checksum-*`` headers, ``aws-chunked`` bodies with trailers over
-HTTPS) are off: GCS refuses them, and so does radosgw 16 over HTTPS
-(``MissingContentLength``).
+name the key ``GoogleAccessId`` and sign the path alone.  Everywhere boto3's
+default checksums (since 1.36: ``x-amz-checksum-*`` headers, ``aws-chunked``
+bodies with trailers over HTTPS) are off: GCS refuses them, and so does
+radosgw 16 over HTTPS (``MissingContentLength``).
 """
 
 from __future__ import annotations
@@ -23,12 +23,13 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from typing import Any, BinaryIO
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import (BotoCoreError, ClientError, NoCredentialsError,
+                                 PartialCredentialsError)
 
 from rex.core import Error
 
@@ -40,10 +41,17 @@ from .stream import open_ranges
 GCS_HOST = "storage.googleapis.com"
 SHA256 = "sha256"  # the metadata key: x-amz-meta-sha256
 
-# Multipart above 16 MiB in parts of 8 MiB, at most 4 parts in memory at once.
+# Multipart above 16 MiB in parts of 8 MiB, at most 4 parts in memory at once:
+# 3 queued or uploading, and the one being read (s3transfer holds that one
+# besides `max_in_memory_upload_chunks`).
 TRANSFER = TransferConfig(multipart_threshold=16 << 20, multipart_chunksize=8 << 20,
                           max_concurrency=4, preferred_transfer_client="classic")
-TRANSFER.max_in_memory_upload_chunks = 4
+TRANSFER.max_in_memory_upload_chunks = 3
+
+# Requests wait up to a minute for an answer and are tried 3 times; the check
+# at startup must fail fast instead (a silent endpoint would hold it 3 minutes).
+TIMEOUTS = {"connect_timeout": 5, "read_timeout": 60, "attempts": 3}
+CHECK_TIMEOUTS = {"connect_timeout": 5, "read_timeout": 5, "attempts": 2}
 
 
 class S3Storage(Storage):
@@ -51,14 +59,21 @@ class S3Storage(Storage):
 
     Unset ``region``, ``access_key`` and ``secret_key`` come from boto3's own
     chain (``AWS_DEFAULT_REGION``, ``AWS_ACCESS_KEY_ID``,
-    ``AWS_SECRET_ACCESS_KEY``, ``~/.aws``...).  Nothing touches the network
+    ``AWS_SECRET_ACCESS_KEY``, ``~/.aws``...); the two keys are set together
+    or not at all.  Nothing touches the network
     until a method needs it: the client is made then, once per process.
     """
+
+    page_size = 1000  # objects per listing request
 
     def __init__(self, bucket: str, *, endpoint: str | None = None, region: str | None = None,
                  access_key: str | None = None, secret_key: str | None = None,
                  max_size: int | None = None, link_expiry: int = 3600) -> None:
         super().__init__(max_size=max_size, link_expiry=link_expiry)
+        if (access_key is None) != (secret_key is None):
+            raise Error("S3 access key and secret key must be set together, or neither:",
+                        f"access key {'unset' if access_key is None else repr(access_key)}, "
+                        f"secret key {'unset' if secret_key is None else 'set'}")
         self.bucket = bucket
         self.endpoint = endpoint
         self.region = region
@@ -79,16 +94,16 @@ class S3Storage(Storage):
         pooled connections must not be shared with a forked child)."""
         with self._lock:
             if self._client is None or self._pid != os.getpid():
-                self._client = self._make_client()
+                self._client = self._make_client(**TIMEOUTS)
                 self._pid = os.getpid()
             return self._client
 
-    def _make_client(self) -> Any:
+    def _make_client(self, connect_timeout: float, read_timeout: float, attempts: int) -> Any:
         config = Config(
             signature_version="s3" if self.is_gcs else "s3v4",
             s3={"addressing_style": "path"} if self.endpoint else {},
-            connect_timeout=5, read_timeout=60,
-            retries={"mode": "standard", "total_max_attempts": 3},
+            connect_timeout=connect_timeout, read_timeout=read_timeout,
+            retries={"mode": "standard", "total_max_attempts": attempts},
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required")
         session = boto3.session.Session(aws_access_key_id=self.access_key,
@@ -96,8 +111,9 @@ class S3Storage(Storage):
                                         region_name=self.region)
         client = session.client("s3", endpoint_url=self.endpoint, config=config)
         if not self.is_gcs:
-            # Writes create, never replace: S3 (and radosgw for a single PUT)
-            # answers 412 if the key exists by then.
+            # Writes create, never replace: S3 answers 412 if the key exists
+            # by then.  (radosgw 16 honours this on a single PUT only; on a
+            # multipart upload, only the check before the upload guards.)
             for operation in ("PutObject", "CompleteMultipartUpload"):
                 client.meta.events.register(f"before-parameter-build.s3.{operation}",
                                             _if_none_match)
@@ -105,9 +121,6 @@ class S3Storage(Storage):
 
     def _key(self, handle: str) -> str:
         return check_handle(handle)[1:]
-
-    def _where(self) -> str:
-        return f"{self.bucket} at {self.endpoint or self.client.meta.endpoint_url}"
 
     def write(self, handle: str, file: BinaryIO) -> None:
         key = self._key(handle)
@@ -166,7 +179,8 @@ class S3Storage(Storage):
     def __iter__(self) -> Iterator[str]:
         """Pages through the bucket, whose keys S3 lists sorted (by UTF-8
         bytes, which is the order of code points)."""
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, PaginationConfig={"PageSize": self.page_size})
         for page in pages:
             for item in page.get("Contents", ()):
                 handle = "/" + item["Key"]
@@ -174,12 +188,18 @@ class S3Storage(Storage):
                     yield handle
 
     def verify(self) -> None:
-        """The bucket must exist and let these credentials in (HEAD bucket)."""
-        where = self._where()
+        """The bucket must exist and let these credentials in (HEAD bucket),
+        which is found out within seconds (a client of its own, short timeouts)."""
+        where = f"{self.bucket} at {self.endpoint or 'Amazon S3'}"
         try:
-            self.client.head_bucket(Bucket=self.bucket)
+            client = self._make_client(**CHECK_TIMEOUTS)
+            where = f"{self.bucket} at {self.endpoint or client.meta.endpoint_url}"
+            client.head_bucket(Bucket=self.bucket)
         except NoCredentialsError:
             raise Error("No S3 credentials are configured for bucket:", where) from None
+        except PartialCredentialsError as error:
+            raise Error("Incomplete S3 credentials for bucket:", where).wrap(
+                "Because:", error) from None
         except ClientError as error:
             status = _status(error)
             if status == 404:
@@ -209,14 +229,24 @@ class S3Storage(Storage):
         return PresignedLink(post["url"], fields)
 
     def download_link(self, handle: str) -> PresignedLink:
-        """A presigned GET with the ``Content-Disposition`` of `route()`."""
-        url = self.client.generate_presigned_url(
-            "get_object", ExpiresIn=self.link_expiry,
-            Params={"Bucket": self.bucket, "Key": self._key(handle),
-                    "ResponseContentDisposition": content_disposition(handle_name(handle))})
+        """A presigned GET with the ``Content-Disposition`` of `route()`.
+
+        GCS signs a V2 link over ``/BUCKET/KEY`` alone: unlike S3, its
+        canonical resource has no ``response-*`` parameters (see Google's own
+        V2 signers), so there the disposition is added after signing.
+        """
+        params = {"Bucket": self.bucket, "Key": self._key(handle)}
+        disposition = content_disposition(handle_name(handle))
+        if not self.is_gcs:
+            params["ResponseContentDisposition"] = disposition
+        url = self.client.generate_presigned_url("get_object", Params=params,
+                                                 ExpiresIn=self.link_expiry)
         if self.is_gcs:
-            url = url.replace("?AWSAccessKeyId=", "?GoogleAccessId=", 1).replace(
-                "&AWSAccessKeyId=", "&GoogleAccessId=", 1)
+            parts = urlsplit(url)
+            query = [("GoogleAccessId" if name == "AWSAccessKeyId" else name, value)
+                     for name, value in parse_qsl(parts.query, keep_blank_values=True)]
+            query.append(("response-content-disposition", disposition))
+            url = urlunsplit(parts._replace(query=urlencode(query, safe="", quote_via=quote)))
         return PresignedLink(url)
 
 
