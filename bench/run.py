@@ -442,7 +442,7 @@ def s3(ctx: Context) -> S3:
         import boto3
 
         print("  starting radosgw ...", flush=True)
-        server = start_radosgw(str(ctx.workdir / "radosgw"))
+        server = start_radosgw(ctx.workdir / "radosgw", memstore_mib=8192)
         ctx.stack.callback(server.stop)
         client = boto3.client("s3", endpoint_url=server.endpoint, region_name=server.region,
                               aws_access_key_id=server.access_key,

@@ -147,6 +147,10 @@ rgw frontends = beast endpoint={HOST}:{rgw_port}
 rgw data = {d}/rgw
 rgw dns name = localhost
 rgw thread pool size = 64
+# reclaim deleted and overwritten objects' space within seconds (default: 2 h),
+# or the in-memory OSD fills up and writes block
+rgw gc obj min wait = 1
+rgw gc processor period = 2
 """
 
 
