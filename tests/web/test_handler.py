@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 
@@ -96,3 +97,32 @@ def test_malformed_multipart_is_400(body: bytes) -> None:
     response = request.get_response(app())
     assert response.status_int == 400
     assert "multipart/form-data" in response.text
+
+
+class ServerInput:
+    """A server's ``wsgi.input``: readable once, not seekable, and holding
+    more than the request's body (the next request on the connection)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.stream = io.BytesIO(data)
+
+    def read(self, size: int = -1) -> bytes:
+        return self.stream.read(size)
+
+
+@pytest.mark.parametrize("cut", [0, 100])
+def test_multipart_body_is_read_to_its_content_length_only(cut: int) -> None:
+    payload = os.urandom(3 << 20)
+    blank = Request.blank("/echo", POST={"note": "n", "file": ("a.bin", payload)})
+    body = blank.body[:len(blank.body) - cut]
+    server_input = ServerInput(body + b"GET /next HTTP/1.1\r\n")
+    request = Request.blank("/echo", method="POST", content_type=blank.environ["CONTENT_TYPE"])
+    request.environ.update({"wsgi.input": server_input, "CONTENT_LENGTH": str(len(body))})
+    request.environ.pop("webob.is_body_seekable", None)
+    response = request.get_response(app())
+    if cut:
+        assert response.status_int == 400 and "truncated" in response.text
+    else:
+        assert response.status_int == 200
+        assert response.body == b"n:a.bin:%d:" % len(payload) + payload
+    assert server_input.read() == b"GET /next HTTP/1.1\r\n"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from typing import BinaryIO
 
 from python_multipart import MultipartParser
@@ -81,8 +82,7 @@ def parse_form(req: Request) -> tuple[MultiDict, list[Upload]]:
     spool = Spool.top()()
     parser = _FormParser(boundary, spool)
     try:
-        stream = req.body_file
-        while chunk := stream.read(CHUNK_SIZE):
+        for chunk in _body(req):
             parser.write(chunk)
         parser.finish()
     except BaseException:
@@ -90,6 +90,22 @@ def parse_form(req: Request) -> tuple[MultiDict, list[Upload]]:
             upload.discard()
         raise
     return parser.fields, parser.uploads
+
+
+def _body(req: Request) -> Iterator[bytes]:
+    """The request body in chunks.  With a Content-Length, straight from the
+    server's input: WebOb's `body_file` would add a buffered copy that costs
+    a third of the time of parsing."""
+    length = req.content_length
+    if length is None or req.is_body_seekable:
+        stream = req.body_file
+        while chunk := stream.read(CHUNK_SIZE):
+            yield chunk
+        return
+    stream = req.body_file_raw
+    while length > 0 and (chunk := stream.read(min(CHUNK_SIZE, length))):
+        length -= len(chunk)
+        yield chunk
 
 
 class _FormParser:
