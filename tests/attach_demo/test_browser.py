@@ -85,6 +85,9 @@ def wait_for_download(directory: Path, name: str) -> Path:
 
 
 def submit_upload(driver: webdriver.Chrome, code: str, title: str, path: Path) -> None:
+    # A form of a page still loading may be replaced under the driver's hands.
+    WebDriverWait(driver, WAIT).until(
+        lambda driver: driver.execute_script("return document.readyState") == "complete")
     driver.find_element(By.ID, "code").send_keys(code)
     driver.find_element(By.ID, "title").send_keys(title)
     driver.find_element(By.ID, "attachment").send_keys(str(path))
