@@ -8,19 +8,37 @@ tests assert the same bounds with the same code).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.helpers import RssSampler, free_port, memory_status, worker_pids
 
-__all__ = ["RssSampler", "Server", "free_port", "memory_status", "start"]
+__all__ = ["RssSampler", "Server", "free_port", "memory_status", "on_client_cpus", "start"]
+
+# Servers run on one half of the CPUs and HTTP clients on the other, so that
+# where the scheduler puts a client does not change a server's figure.
+_CPUS = sorted(os.sched_getaffinity(0))
+SERVER_CPUS = set(_CPUS[len(_CPUS) // 2:])
+CLIENT_CPUS = set(_CPUS[:len(_CPUS) // 2]) or SERVER_CPUS
+
+
+@contextlib.contextmanager
+def on_client_cpus() -> Iterator[None]:
+    """Runs the block, and the processes it starts, on the clients' CPUs."""
+    saved = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, CLIENT_CPUS)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, saved)
 
 
 
@@ -83,7 +101,8 @@ def start(name: str, argv: Sequence[str], *, port: int, workers: int, env: dict[
     log = workdir / f"{name}.log"
     proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=log.open("wb"),
                             stderr=subprocess.STDOUT,
-                            env={**os.environ, **env, "XDG_RUNTIME_DIR": str(runtime)})
+                            env={**os.environ, **env, "XDG_RUNTIME_DIR": str(runtime)},
+                            preexec_fn=lambda: os.sched_setaffinity(0, SERVER_CPUS))
     server = Server(name, proc, url, log)
     deadline = time.monotonic() + timeout
     while True:

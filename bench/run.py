@@ -3,12 +3,13 @@
     python bench/run.py [--rounds 5] [--quick] [--only NAME ...] [--project rex|ref]
 
 Every measure runs its sides interleaved, round by round (round 1 of each
-reference, round 1 of the project, round 2 ...), so that the machine's drift
+reference, round 1 of the project, round 2 ...), each after an ``os.sync()``
+so that none pays for the writeback of another, so that the machine's drift
 hits all sides alike, and reports the project's figure as a ratio to each
 reference: the ratio of the medians, and the range of the per-round ratios.
-Servers run under gunicorn with the same settings (sync workers, 2 of them
-for the 2 cores) on free ports of 127.0.0.1; their workers' memory is sampled
-during each transfer.  A missed target is reported, not an error: the exit
+Servers run under gunicorn with the same settings (2 sync workers, on half
+of the CPUs; the HTTP clients run on the other half) on free ports of
+127.0.0.1; their workers' memory is sampled during each transfer.  A missed target is reported, not an error: the exit
 status is 0 unless the harness itself breaks.  ``--project ref`` puts the
 first reference in the project's place, to check the harness (ratios ~1).
 See bench/README.md for what each measure is.
@@ -269,7 +270,7 @@ def project_side(ctx: Context, make: Callable[[], Trial], ref: Side) -> Side:
 
 def upload_trial(target: Any, size: int) -> Trial:
     def trial() -> Sample:
-        with target.server.sampler() as sampler:
+        with procs.on_client_cpus(), target.server.sampler() as sampler:
             seconds = target.upload(size)
         return Sample(size / seconds / 1e6, sampler.growth)
     return trial
@@ -277,7 +278,7 @@ def upload_trial(target: Any, size: int) -> Trial:
 
 def download_trial(target: Any, path: str, size: int) -> Trial:
     def trial() -> Sample:
-        with target.server.sampler() as sampler:
+        with procs.on_client_cpus(), target.server.sampler() as sampler:
             seconds = http_client.download(target.server.url + path, size)
         return Sample(size / seconds / 1e6, sampler.growth)
     return trial
@@ -342,7 +343,7 @@ def small_files_measure(ctx: Context) -> Measure:
             target.place(f"small-{i}.bin", sizes.small) for i in range(sizes.small_files)])
 
         def run() -> Sample:
-            with target.server.sampler() as sampler:
+            with procs.on_client_cpus(), target.server.sampler() as sampler:
                 rate = http_client.requests_per_second(target.server.url, paths, sizes.wrk_seconds)
             return Sample(rate, sampler.growth)
         return run
@@ -545,6 +546,7 @@ def run(measure: Measure, rounds: int) -> None:
         for item in sides:
             if item.trial is None:
                 continue
+            os.sync()  # no side pays for the dirty pages another side left
             try:
                 sample = item.trial()
             except Exception as error:
