@@ -4,14 +4,15 @@
 
 Every measure runs its sides interleaved, round by round (round 1 of each
 reference, round 1 of the project, round 2 ...), each after an ``os.sync()``
-so that none pays for the writeback of another, so that the machine's drift
-hits all sides alike, and reports the project's figure as a ratio to each
+so that none pays for another's writeback, so that the machine's drift hits
+all sides alike, and reports the project's figure as a ratio to each
 reference: the ratio of the medians, and the range of the per-round ratios.
 Servers run under gunicorn with the same settings (2 sync workers, on half
 of the CPUs; the HTTP clients run on the other half) on free ports of
-127.0.0.1; their workers' memory is sampled during each transfer.  A missed target is reported, not an error: the exit
-status is 0 unless the harness itself breaks.  ``--project ref`` puts the
-first reference in the project's place, to check the harness (ratios ~1).
+127.0.0.1; their workers' memory is sampled during each transfer.  A missed
+target is reported, not an error: the exit status is 0 unless the harness
+itself breaks.  ``--project ref`` puts the first reference in the project's
+place, to check the harness (ratios ~1).
 See bench/README.md for what each measure is.
 """
 

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from helpers import serve
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM = "/usr/bin/chromium"
@@ -85,15 +86,27 @@ def wait_for_download(directory: Path, name: str) -> Path:
 
 
 def submit_upload(driver: webdriver.Chrome, code: str, title: str, path: Path) -> None:
-    # A form of a page still loading may be replaced under the driver's hands.
-    WebDriverWait(driver, WAIT).until(
-        lambda driver: driver.execute_script("return document.readyState") == "complete")
     driver.find_element(By.ID, "code").send_keys(code)
     driver.find_element(By.ID, "title").send_keys(title)
     driver.find_element(By.ID, "attachment").send_keys(str(path))
     page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.CSS_SELECTOR, "#upload button[type=submit]").click()
-    WebDriverWait(driver, WAIT).until(staleness_of(page))  # the next page is loading
+    WebDriverWait(driver, WAIT).until(lambda driver: is_gone(page))  # the next page is loading
+
+
+def is_gone(element: WebElement) -> bool:
+    """Is the element's document replaced?  ChromeDriver says so with a stale
+    reference, or, while the old document is being torn down, with a node
+    that "does not belong to the document"."""
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as error:
+        if "does not belong to the document" not in str(error):
+            raise
+        return True
+    return False
 
 
 def table_rows(driver: webdriver.Chrome) -> list[tuple[str, str, str]]:
