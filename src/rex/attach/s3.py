@@ -60,8 +60,8 @@ class S3Storage(Storage):
     Unset ``region``, ``access_key`` and ``secret_key`` come from boto3's own
     chain (``AWS_DEFAULT_REGION``, ``AWS_ACCESS_KEY_ID``,
     ``AWS_SECRET_ACCESS_KEY``, ``~/.aws``...); the two keys are set together
-    or not at all.  Nothing touches the network
-    until a method needs it: the client is made then, once per process.
+    or not at all.  Nothing touches the network until a method needs it: the
+    client is made then, once per process.
     """
 
     page_size = 1000  # objects per listing request
