@@ -235,6 +235,22 @@ def test_upload_link_is_for_its_handle_only(storage, base_url: str, backend) -> 
         assert other not in storage
 
 
+def test_upload_link_cannot_choose_the_served_type(storage, base_url: str, backend) -> None:
+    """An uploader may not turn a text file into a page: where the link pins
+    the Content-Type, another one is refused; what is stored is served with
+    the type of its name."""
+    handle = storage.reserve("notes.txt")
+    link = storage.upload_link(handle)
+    forged = PresignedLink(link.url, {name: "text/html" if name == "Content-Type" else value
+                                      for name, value in link.fields.items()})
+    response = requests.post(urljoin(base_url, forged.url), data=forged.fields, timeout=60,
+                             files={"file": ("notes.html", b"<script>1</script>", "text/html")})
+    if "Content-Type" in link.fields:
+        assert backend.refuses(response, forged, "POST", handle)
+    if handle in storage:
+        assert call(storage, handle).headers["Content-Type"] == "text/plain; charset=UTF-8"
+
+
 def test_links_expire(storage, base_url: str, backend) -> None:
     handle = storage.add("a.txt", "soon gone")
     reserved = storage.reserve("b.txt")
