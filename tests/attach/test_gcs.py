@@ -21,6 +21,7 @@ import pytest
 import requests
 from backend_gcs import create_bucket, write_key
 from servers import HOST, GCSServer, free_port, start_fake_gcs
+from webob import Request
 
 from rex.attach import get_storage
 from rex.attach.gcs import EMULATOR, GCSStorage
@@ -324,6 +325,16 @@ def test_open_reads_the_generation_it_found(storage: GCSStorage, server, bucket)
     with pytest.raises(Error, match="^Attachment does not exist:"):
         stream.read()
     assert storage.open(handle).read() == b"new text"
+
+
+def test_route_serves_the_generation_its_headers_describe(storage: GCSStorage, server,
+                                                          bucket: str) -> None:
+    handle = storage.add("memo.txt", "old text")
+    app = storage.route(handle)  # its headers say 8 bytes of the first generation
+    put_object(server, bucket, handle[1:], b"new text, longer").raise_for_status()
+    with pytest.raises(Error, match="^Attachment does not exist:"):
+        Request.blank("/").get_response(app).body  # noqa: B018
+    assert Request.blank("/").get_response(storage.route(handle)).body == b"new text, longer"
 
 
 def test_iteration_pages_in_order_and_skips_other_keys(storage: GCSStorage, server,

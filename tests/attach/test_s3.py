@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from backend_s3 import admin_client, clear_aws_environment, s3_settings
 from servers import S3Server, free_port, start_radosgw
+from webob import Request
 
 from rex.attach import get_storage
 from rex.attach.s3 import S3Storage
@@ -477,6 +478,19 @@ def test_open_refuses_an_object_replaced_while_read(storage: S3Storage, admin: A
         with pytest.raises(Error) as info:
             stream.read(10)
         assert str(info.value) == f"Attachment changed while it was read:\n    {handle}"
+
+
+def test_route_serves_one_version_from_one_head(storage: S3Storage, admin: Any) -> None:
+    handle = storage.add("memo.txt", "one")
+    heads: list[str] = []
+    storage.client.meta.events.register("before-call.s3.HeadObject",
+                                        lambda **kwargs: heads.append("HEAD"))
+    assert Request.blank("/").get_response(storage.route(handle)).body == b"one"
+    assert heads == ["HEAD"]
+    app = storage.route(handle)  # its headers say 3 bytes of version "one"
+    admin.put_object(Bucket=storage.bucket, Key=handle[1:], Body=b"two!")
+    with pytest.raises(Error, match="Attachment changed while it was read:"):
+        Request.blank("/").get_response(app).body  # noqa: B018
 
 
 def test_open_refuses_an_object_removed_while_read(storage: S3Storage) -> None:

@@ -30,7 +30,7 @@ from google.oauth2 import service_account
 from rex.core import Error
 
 from .handle import check_handle, handle_name, is_handle
-from .response import content_disposition, content_type
+from .response import AttachmentApp, content_disposition, content_type
 from .storage import CHUNK_SIZE, PresignedLink, Stat, Storage
 from .stream import open_ranges
 
@@ -148,7 +148,10 @@ class GCSStorage(Storage):
 
     def open(self, handle: str) -> BinaryIO:
         """The generation found now, through ranged streaming downloads."""
-        blob = self._reload(handle)
+        return self._open(handle, self._reload(handle))
+
+    def _open(self, handle: str, blob: storage.Blob) -> BinaryIO:
+        """Reads the generation that `blob` describes."""
         url = (f"{self.client.api_endpoint}/download/storage/v1/b/{quote(self.bucket, safe='')}"
                f"/o/{quote(blob.name, safe='')}?alt=media&generation={blob.generation}")
         session = self.client._http
@@ -170,8 +173,12 @@ class GCSStorage(Storage):
         return open_ranges(size, fetch)
 
     def stat(self, handle: str) -> Stat:
+        return _stat(self._reload(handle))
+
+    def route(self, handle: str) -> AttachmentApp:
+        """One lookup for the headers and the body: both are of one generation."""
         blob = self._reload(handle)
-        return Stat(blob.size, blob.updated.timestamp(), f'"{blob.generation}"')
+        return self._route(handle, _stat(blob), lambda: self._open(handle, blob))
 
     def remove(self, handle: str) -> None:
         """Checks that the object exists first: a retried delete may find it
@@ -238,6 +245,10 @@ class GCSStorage(Storage):
         if not isinstance(credentials, Signing):
             raise Error("GCS links need a service account key; set:", "attach_gcs_key")
         return credentials
+
+
+def _stat(blob: storage.Blob) -> Stat:
+    return Stat(blob.size, blob.updated.timestamp(), f'"{blob.generation}"')
 
 
 class _Download:

@@ -34,7 +34,7 @@ from botocore.exceptions import (BotoCoreError, ClientError, NoCredentialsError,
 from rex.core import Error
 
 from .handle import check_handle, handle_name, is_handle
-from .response import content_disposition, content_type
+from .response import AttachmentApp, content_disposition, content_type
 from .storage import CHUNK_SIZE, PresignedLink, Stat, Storage
 from .stream import open_ranges
 
@@ -152,7 +152,10 @@ class S3Storage(Storage):
 
     def open(self, handle: str) -> BinaryIO:
         """Reads through ranged GETs of the object as it was when opened."""
-        head = self._head(handle)
+        return self._open(handle, self._head(handle))
+
+    def _open(self, handle: str, head: dict[str, Any]) -> BinaryIO:
+        """Reads the object that `head` describes, or fails if it changed."""
         key, etag = self._key(handle), head["ETag"]
 
         def fetch(start: int) -> Any:
@@ -169,8 +172,12 @@ class S3Storage(Storage):
         return open_ranges(head["ContentLength"], fetch)
 
     def stat(self, handle: str) -> Stat:
+        return _stat(self._head(handle))
+
+    def route(self, handle: str) -> AttachmentApp:
+        """One HEAD for the headers and the body: both are of one version."""
         head = self._head(handle)
-        return Stat(head["ContentLength"], head["LastModified"].timestamp(), head["ETag"])
+        return self._route(handle, _stat(head), lambda: self._open(handle, head))
 
     def remove(self, handle: str) -> None:
         self._head(handle)  # S3 deletes a missing key without a word
@@ -248,6 +255,10 @@ class S3Storage(Storage):
             query.append(("response-content-disposition", disposition))
             url = urlunsplit(parts._replace(query=urlencode(query, safe="", quote_via=quote)))
         return PresignedLink(url)
+
+
+def _stat(head: dict[str, Any]) -> Stat:
+    return Stat(head["ContentLength"], head["LastModified"].timestamp(), head["ETag"])
 
 
 def _if_none_match(params: dict[str, Any], **kwargs: Any) -> None:

@@ -6,7 +6,7 @@ import io
 import json
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, NamedTuple, Union
 
@@ -95,9 +95,11 @@ class Storage(ABC):
 
     def route(self, handle: str) -> AttachmentApp:
         """The attachment as an HTTP response (see `AttachmentApp`)."""
-        stat = self.stat(handle)
-        return AttachmentApp(handle_name(handle), stat.st_size, stat.st_mtime, stat.etag,
-                             lambda: self.open(handle), sendfile=self.sendfile)
+        return self._route(handle, self.stat(handle), lambda: self.open(handle))
+
+    def _route(self, handle: str, stat: Stat, open: Callable[[], BinaryIO]) -> AttachmentApp:
+        return AttachmentApp(handle_name(handle), stat.st_size, stat.st_mtime, stat.etag, open,
+                             sendfile=self.sendfile)
 
     @abstractmethod
     def upload_link(self, handle: str) -> PresignedLink:
