@@ -1,4 +1,5 @@
-"""The one exception type of RexDB: an error message made of paragraphs."""
+"""The exceptions of RexDB: an error message made of paragraphs, and one
+subclass per meaning, each with the HTTP status that meaning has."""
 
 from __future__ import annotations
 
@@ -22,8 +23,13 @@ class Error(Exception):
         While validating setting:
             attach_max_size
 
-    As a WSGI application the error answers ``400 Bad Request`` with that text.
+    A plain `Error` is bad input.  Subclasses say what else went wrong, so
+    that callers can tell "not there" from "broken" (`NotFoundError`,
+    `ExistsError`, `TooLargeError`, `UnavailableError`, `InsufficientStorageError`).
+    As a WSGI application an error answers its `status` with that text.
     """
+
+    status = "400 Bad Request"
 
     def __init__(self, message: str, payload: Any = None) -> None:
         super().__init__(message)
@@ -48,13 +54,49 @@ class Error(Exception):
     def __call__(self, environ: dict, start_response: Any) -> Iterable[bytes]:
         accept = environ.get("HTTP_ACCEPT", "")
         if "text/html" in accept:
-            body = f"<!DOCTYPE html>\n<title>400 Bad Request</title>\n<pre>{html.escape(str(self))}</pre>\n"
-            response = Response(body, status=400, content_type="text/html")
+            body = (f"<!DOCTYPE html>\n<title>{html.escape(self.status)}</title>\n"
+                    f"<pre>{html.escape(str(self))}</pre>\n")
+            response = Response(body, status=self.status, content_type="text/html")
         else:
-            response = Response(str(self) + "\n", status=400, content_type="text/plain")
+            response = Response(str(self) + "\n", status=self.status, content_type="text/plain")
         response.headers["X-Content-Type-Options"] = "nosniff"
+        if self.status.startswith("503"):
+            response.headers["Retry-After"] = "5"
         return response(environ, start_response)
 
 
-# Show as `rex.core.Error` in tracebacks, where users import it from.
-Error.__module__ = "rex.core"
+class NotFoundError(Error):
+    """The thing asked for is not there (and nothing else is wrong)."""
+
+    status = "404 Not Found"
+
+
+class ExistsError(Error):
+    """A create-only write found the thing there already."""
+
+    status = "409 Conflict"
+
+
+class TooLargeError(Error):
+    """The input is larger than a limit allows."""
+
+    status = "413 Payload Too Large"
+
+
+class InsufficientStorageError(Error):
+    """The store has no room left (a full disk, an exceeded quota)."""
+
+    status = "507 Insufficient Storage"
+
+
+class UnavailableError(Error):
+    """A store or database cannot be reached or fails: an outage, not a
+    fault of the request; trying again later may work."""
+
+    status = "503 Service Unavailable"
+
+
+for _error in (Error, NotFoundError, ExistsError, TooLargeError, InsufficientStorageError,
+               UnavailableError):
+    # Show as `rex.core.Error` in tracebacks, where users import it from.
+    _error.__module__ = "rex.core"
