@@ -353,3 +353,11 @@ def _create_database(port: int) -> None:
     with psycopg.connect(host=HOST, port=port, user=PG_USER, password=PG_PASSWORD,
                          dbname="postgres", autocommit=True, connect_timeout=5) as connection:
         connection.execute(f'CREATE DATABASE "{PG_DATABASE}"')
+
+
+def staged(attach_dir: str | Path) -> list[str]:
+    """What a local store's staging area holds besides the writers' own
+    locked directories: the leftovers of unfinished writes."""
+    tmp = Path(attach_dir) / ".tmp"
+    return sorted(str(path.relative_to(tmp)) for path in tmp.rglob("*")
+                  if not (path.name.startswith("writer-") or path.name == "lock"))

@@ -1,17 +1,16 @@
 """The GCS backend of the contract suite: fake-gcs-server on 127.0.0.1.
 
 fake-gcs-server (1.54) enforces nothing of a link: it serves tampered and
-expired signed URLs, and stores form POSTs with a bad signature, after their
-expiration, over their content-length-range or with another Content-Type
-than their policy names.  So links are checked offline here as Google checks
-them: a V4 signed URL (GOOG4-RSA-SHA256, signed over the host header) or a V4
-POST policy, signed with the throw-away service account key of rex.attach.
+expired signed URLs, and stores signed PUTs with a bad signature, after their
+expiration, over their x-goog-content-length-range, with another MD5 or
+Content-Type than they sign, and replaces an object despite
+``x-goog-if-generation-match: 0``.  So links are checked offline here as
+Google checks them: a V4 signed URL (GOOG4-RSA-SHA256) over the headers it
+signs, signed with the throw-away service account key of rex.attach.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime
 import hashlib
 import json
@@ -69,25 +68,30 @@ class LinkChecker:
 
     def __call__(self, link: Any, method: str, handle: str) -> bool:
         """Would Google accept this link for `method` on the object of `handle`?"""
-        if method == "GET" and not link.fields:
-            return self.check_url(link.url, handle)
-        if method == "POST" and link.fields:
-            return self.check_policy(link.fields, handle)
-        return False
+        return (not link.fields and link.method == method
+                and self.check_url(link.url, handle, method, link.headers))
 
-    def check_url(self, url: str, handle: str) -> bool:
-        """A V4 signed URL: its signature over the canonical request rebuilt
-        from the URL, its validity now, and its object."""
+    def check_url(self, url: str, handle: str, method: str = "GET",
+                  headers: dict[str, str] | None = None) -> bool:
+        """A V4 signed URL sent with `headers`: its signature over the
+        canonical request rebuilt from the URL and the headers it signs, its
+        validity now, and its object."""
         parts = urlsplit(url)
         query = parse_qsl(parts.query, keep_blank_values=True)
         params = dict(query)
         signature = params.pop("X-Goog-Signature", "")
-        if params.get("X-Goog-SignedHeaders") != "host" or len(params) != len(query) - 1:
+        sent = {name.lower(): " ".join(value.split()) for name, value in (headers or {}).items()}
+        sent["host"] = parts.netloc
+        signed = params.get("X-Goog-SignedHeaders", "").split(";")
+        if "host" not in signed or len(params) != len(query) - 1 or set(sent) - set(signed):
+            return False  # every header sent must be signed (as Google requires of x-goog-*)
+        if any(name not in sent for name in signed):
             return False
         canonical_query = "&".join(f"{_encode(name)}={_encode(value)}"
                                    for name, value in sorted(query) if name != "X-Goog-Signature")
+        canonical_headers = "".join(f"{name}:{sent[name]}\n" for name in signed)
         canonical_request = "\n".join([
-            "GET", parts.path, canonical_query, f"host:{parts.netloc}\n", "host",
+            method, parts.path, canonical_query, canonical_headers, ";".join(signed),
             "UNSIGNED-PAYLOAD"])
         if not self._credential_ok(params, expires=params.get("X-Goog-Expires", "")):
             return False
@@ -97,43 +101,16 @@ class LinkChecker:
         return (self._signed(string_to_sign.encode(), signature)
                 and unquote(parts.path) == f"/{self.bucket}{handle}")
 
-    def check_policy(self, fields: dict[str, str], handle: str) -> bool:
-        """A V4 POST policy: its signature over the base64 policy document,
-        its expiration, and conditions that the form meets and that pin the
-        bucket and the key to this object."""
-        fields = {name.lower(): value for name, value in fields.items()}
-        try:
-            policy = json.loads(base64.b64decode(fields["policy"], validate=True))
-        except (KeyError, ValueError, binascii.Error):
-            return False
-        params = {"X-Goog-Algorithm": fields.get("x-goog-algorithm"),
-                  "X-Goog-Credential": fields.get("x-goog-credential", ""),
-                  "X-Goog-Date": fields.get("x-goog-date", "")}
-        if not (self._credential_ok(params, expires=None)
-                and self._signed(fields["policy"].encode(), fields.get("x-goog-signature", ""))):
-            return False
-        try:
-            expiration = datetime.datetime.fromisoformat(policy["expiration"])
-        except (KeyError, TypeError, ValueError):
-            return False
-        if expiration.tzinfo is None or expiration.timestamp() <= time.time():
-            return False
-        pinned = {}
-        for op, name, value in _conditions(policy):
-            if op == "content-length-range":
-                continue  # what `allows_size` checks
-            have = self.bucket if name == "bucket" else fields.get(name, "")
-            if op == "eq" and have == value:
-                pinned[name] = value
-            elif not (op == "starts-with" and have.startswith(value)):
-                return False
-        return pinned.get("bucket") == self.bucket and pinned.get("key") == handle[1:]
+    def create_only(self, link: Any, handle: str) -> bool:
+        """Does the link sign ``x-goog-if-generation-match: 0``, which makes
+        Google refuse it once the object exists?"""
+        return (self(link, "PUT", handle)
+                and link.headers.get("x-goog-if-generation-match") == "0")
 
     def allows_size(self, link: Any, size: int) -> bool:
-        """Does the POST policy's content-length-range admit `size` bytes?"""
-        policy = json.loads(base64.b64decode(link.fields["policy"]))
-        return all(low <= size <= high for op, low, high in _conditions(policy)
-                   if op == "content-length-range")
+        """Does the link's signed ``x-goog-content-length-range`` admit `size` bytes?"""
+        low, high = link.headers["x-goog-content-length-range"].split(",")
+        return int(low) <= size <= int(high)
 
     def _credential_ok(self, params: dict[str, Any], expires: str | None) -> bool:
         """The algorithm, the credential (this account, the scope of the
@@ -164,22 +141,6 @@ class LinkChecker:
         return True
 
 
-def _conditions(policy: dict[str, Any]) -> list[tuple[str, Any, Any]]:
-    """A POST policy's conditions as (operator, field name or minimum, value
-    or maximum): ``{"key": V}`` is ``("eq", "key", V)``."""
-    conditions = []
-    for condition in policy.get("conditions", []):
-        if isinstance(condition, dict):
-            [(name, value)] = condition.items()
-            conditions.append(("eq", name.lower(), value))
-        elif condition[0].lower() == "content-length-range":
-            conditions.append(("content-length-range", condition[1], condition[2]))
-        else:
-            conditions.append((condition[0].lower(), condition[1].lstrip("$").lower(),
-                               condition[2]))
-    return conditions
-
-
 def _encode(text: str) -> str:
     """Percent-encoding as in canonical requests: all but unreserved characters."""
     return quote(text, safe="-_.~")
@@ -196,6 +157,7 @@ def start_gcs(tmp: Path) -> Backend:
     key_path = tmp / "service-account.json"
     checker = LinkChecker(write_key(key_path), BUCKET)
     return Backend("gcs", {"attach_gcs_bucket": BUCKET, "attach_gcs_key": str(key_path)},
-                   enforces_signatures=False, enforces_size=False,
+                   enforces_signatures=False, enforces_size=False, enforces_preconditions=False,
                    env={"STORAGE_EMULATOR_HOST": server.endpoint}, stop=server.stop,
-                   verify=checker, allows_size=checker.allows_size)
+                   verify=checker, allows_size=checker.allows_size,
+                   create_only=checker.create_only)

@@ -20,6 +20,8 @@ class Backend:
     settings: dict[str, Any]
     enforces_signatures: bool  # the server refuses tampered and expired links
     enforces_size: bool  # the server refuses uploads over attach_max_size
+    # the server honours a link's create-only precondition (else `create_only`)
+    enforces_preconditions: bool = True
     env: dict[str, str] = field(default_factory=dict)  # for processes using it
     stop: Callable[[], None] = lambda: None
     # Where the server does not check signatures: an offline check of a link
@@ -28,6 +30,9 @@ class Backend:
     # Where the server does not check upload sizes: does the upload link's
     # policy admit this many bytes, `allows_size(link, size) -> bool`.
     allows_size: Callable[[Any, int], bool] | None = None
+    # Where the server ignores preconditions of links: does the link sign
+    # one that makes it create-only, `create_only(link, handle) -> bool`.
+    create_only: Callable[[Any, str], bool] | None = None
 
     def refuses(self, response: Any, link: Any, method: str, handle: str) -> bool:
         """Was (or would be, on the real service) this request refused?"""

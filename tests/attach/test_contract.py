@@ -3,6 +3,7 @@ servers (a directory, Ceph's RADOS Gateway for S3, fake-gcs-server for GCS)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import os
@@ -16,7 +17,7 @@ from backends import MAX_SIZE
 from webob import Request
 
 from rex.attach import PresignedLink, check_handle
-from rex.core import Error
+from rex.core import Error, ExistsError, NotFoundError, TooLargeError
 
 MISSING = "/2024/01/01/6f1c6ed5-3b5e-4b8e-9a53-2b2d2b6d1a2e/memo.txt"
 BODY = os.urandom(100_000)
@@ -105,8 +106,11 @@ def test_second_remove(storage) -> None:
                                     "download_link"])
 @pytest.mark.parametrize("handle", ["/../secret", "memo.txt", MISSING + "/x", None])
 def test_ill_formed_handles(storage, method: str, handle) -> None:
+    args = (1,) if method == "upload_link" else ()
     with pytest.raises(Error, match="Ill-formed attachment handle:"):
-        getattr(storage, method)(handle)
+        getattr(storage, method)(handle, *args)
+    with pytest.raises(Error, match="Ill-formed attachment handle:"):
+        handle in storage  # noqa: B015 (not "not there": never a handle)
 
 
 def test_iteration_is_sorted_and_complete(storage) -> None:
@@ -199,38 +203,97 @@ def test_download_link(storage, base_url: str, backend) -> None:
     assert backend.refuses(response, forged, "GET", other)
 
 
+OK = (200, 201, 204)
+
+
+def md5(content: bytes) -> str:
+    return base64.b64encode(hashlib.md5(content).digest()).decode()
+
+
+def send(base_url: str, link: PresignedLink, content: bytes) -> requests.Response:
+    """Sends an upload link as a browser would: a form POST when it has
+    fields, else its method with its headers and the content as the body."""
+    url = urljoin(base_url, link.url)
+    if link.fields:
+        return requests.post(url, data=link.fields, files={"file": ("f", content)}, timeout=60)
+    return requests.request(link.method, url, data=content, headers=link.headers, timeout=60)
+
+
 def test_upload_link(storage, base_url: str, backend) -> None:
     handle = storage.reserve("Visit 2.pdf")
-    link = storage.upload_link(handle)
-    response = post(base_url, link, "Visit 2.pdf", BODY)
-    assert response.status_code in (200, 201, 204), response.text
-    assert not backend.refuses(response, link, "POST", handle)
+    link = storage.upload_link(handle, len(BODY), md5(BODY))
+    assert link.method == "PUT"
+    response = send(base_url, link, BODY)
+    assert response.status_code in OK, response.text
+    assert not backend.refuses(response, link, "PUT", handle)
     assert not backend.refuses_size(response, link, len(BODY))
     assert storage.open(handle).read() == BODY
 
 
-def post(base_url: str, link: PresignedLink, name: str, content: bytes) -> requests.Response:
-    return requests.post(urljoin(base_url, link.url), data=link.fields,
-                         files={"file": (name, content)}, timeout=60)
+def test_upload_link_writes_once(storage, base_url: str, backend) -> None:
+    """A replayed link, a link for a taken handle, a link replayed after the
+    attachment was removed: each is refused, and nothing is replaced."""
+    handle = storage.reserve("memo.txt")
+    link = storage.upload_link(handle, 5)
+    assert send(base_url, link, b"first").status_code in OK
+    with pytest.raises(ExistsError, match="Attachment already exists:"):
+        storage.upload_link(handle, 5)
+    if backend.enforces_preconditions:
+        assert send(base_url, link, b"again").status_code in (409, 412)
+    else:
+        assert backend.create_only(link, handle)  # the real service answers 412
+    assert storage.open(handle).read() == b"first"
+    storage.remove(handle)
+    assert handle not in storage and handle not in list(storage)
+    if backend.enforces_preconditions:
+        assert send(base_url, link, b"again").status_code in (409, 412)
+        assert handle not in storage
+    with pytest.raises(ExistsError, match="was removed"):
+        storage.upload_link(handle, 5)
+    with pytest.raises(ExistsError, match="was removed"):
+        storage.write(handle, io.BytesIO(b"again"))
+    with pytest.raises(NotFoundError):
+        storage.open(handle)
+
+
+def test_remove_leaves_no_content(storage) -> None:
+    handle = storage.add("memo.txt", "private")
+    storage.remove(handle)
+    for method in ("open", "stat", "route", "remove"):
+        with pytest.raises(NotFoundError, match="Attachment does not exist:"):
+            getattr(storage, method)(handle)
 
 
 def test_upload_link_refuses_oversized(storage, base_url: str, backend) -> None:
     handle = storage.reserve("big.bin")
-    link = storage.upload_link(handle)
-    response = post(base_url, link, "big.bin", b"x" * (MAX_SIZE + 1))
-    assert backend.refuses_size(response, link, MAX_SIZE + 1)
+    with pytest.raises(TooLargeError, match=f"at most {MAX_SIZE} bytes"):
+        storage.upload_link(handle, MAX_SIZE + 1)
+    link = storage.upload_link(handle, 10)
+    response = send(base_url, link, b"x" * 11)  # more than the link says
+    assert backend.refuses_size(response, link, 11) or backend.refuses(response, link, "PUT",
+                                                                        handle)
     if backend.enforces_size:
         assert handle not in storage
 
 
+def test_upload_link_checks_the_declared_md5(storage, base_url: str, backend) -> None:
+    handle = storage.reserve("a.txt")
+    link = storage.upload_link(handle, 4, md5(b"data"))
+    response = send(base_url, link, b"DATA")
+    if backend.enforces_preconditions:
+        assert response.status_code == 400
+        assert handle not in storage
+    else:
+        assert link.headers["Content-MD5"] == md5(b"data") and backend.verify(link, "PUT", handle)
+
+
 def test_upload_link_is_for_its_handle_only(storage, base_url: str, backend) -> None:
     handle, other = storage.reserve("a.txt"), storage.reserve("b.txt")
-    link = storage.upload_link(handle)
-    forged = PresignedLink(link.url.replace(quote(handle), quote(other)), {
-        name: value.replace(handle.lstrip("/"), other.lstrip("/"))
-        for name, value in link.fields.items()})
-    response = post(base_url, forged, "b.txt", b"forged")
-    assert backend.refuses(response, forged, "POST", other)
+    link = storage.upload_link(handle, 6)
+    forged = PresignedLink(link.url.replace(quote(handle), quote(other)), method=link.method,
+                           headers=link.headers)
+    response = send(base_url, forged, b"forged")
+    assert backend.refuses(response, forged, "PUT", other)
     if backend.enforces_signatures:
         assert other not in storage
 
@@ -240,13 +303,12 @@ def test_upload_link_cannot_choose_the_served_type(storage, base_url: str, backe
     the Content-Type, another one is refused; what is stored is served with
     the type of its name."""
     handle = storage.reserve("notes.txt")
-    link = storage.upload_link(handle)
-    forged = PresignedLink(link.url, {name: "text/html" if name == "Content-Type" else value
-                                      for name, value in link.fields.items()})
-    response = requests.post(urljoin(base_url, forged.url), data=forged.fields, timeout=60,
-                             files={"file": ("notes.html", b"<script>1</script>", "text/html")})
-    if "Content-Type" in link.fields:
-        assert backend.refuses(response, forged, "POST", handle)
+    link = storage.upload_link(handle, 18)
+    forged = PresignedLink(link.url, method=link.method,
+                           headers={**link.headers, "Content-Type": "text/html"})
+    response = send(base_url, forged, b"<script>1</script>")
+    if "Content-Type" in link.headers:
+        assert backend.refuses(response, forged, "PUT", handle)
     if handle in storage:
         assert call(storage, handle).headers["Content-Type"] == "text/plain; charset=UTF-8"
 
@@ -256,14 +318,14 @@ def test_links_expire(storage, base_url: str, backend) -> None:
     reserved = storage.reserve("b.txt")
     storage.link_expiry, saved = 1, storage.link_expiry
     try:
-        download, upload = storage.download_link(handle), storage.upload_link(reserved)
+        download, upload = storage.download_link(handle), storage.upload_link(reserved, 4)
     finally:
         storage.link_expiry = saved
     time.sleep(2.1)
     response = requests.get(urljoin(base_url, download.url), timeout=30)
     assert backend.refuses(response, download, "GET", handle)
-    response = post(base_url, upload, "b.txt", b"late")
-    assert backend.refuses(response, upload, "POST", reserved)
+    response = send(base_url, upload, b"late")
+    assert backend.refuses(response, upload, "PUT", reserved)
     if backend.enforces_signatures:
         assert reserved not in storage
 
@@ -271,4 +333,5 @@ def test_links_expire(storage, base_url: str, backend) -> None:
 def test_presigned_link_answers_json() -> None:
     link = PresignedLink("https://example.org/x", {"key": "value"})
     response = Request.blank("/").get_response(link)
-    assert response.json == {"url": "https://example.org/x", "fields": {"key": "value"}}
+    assert response.json == {"method": "GET", "url": "https://example.org/x",
+                             "fields": {"key": "value"}, "headers": {}}

@@ -25,7 +25,7 @@ from webob import Request
 
 from rex.attach import get_storage
 from rex.attach.gcs import EMULATOR, GCSStorage
-from rex.core import Error, Rex
+from rex.core import Error, NotFoundError, Rex
 
 BODY = os.urandom(100_000)
 UUID = "6f1c6ed5-3b5e-4b8e-9a53-2b2d2b6d1a2e"
@@ -219,10 +219,9 @@ def test_construction_with_another_endpoint_touches_nothing(tmp_path: Path, monk
 def test_links_need_a_key(server, bucket: str, monkeypatch) -> None:
     monkeypatch.setenv(EMULATOR, server.endpoint)
     storage = GCSStorage(bucket)
-    handle = storage.add("memo.txt", "x")
-    for link in (storage.download_link, storage.upload_link):
+    for link, args in ((storage.download_link, ()), (storage.upload_link, (1,))):
         with pytest.raises(Error) as info:
-            link(handle)
+            link(storage.reserve("memo.txt"), *args)
         assert str(info.value) == "GCS links need a service account key; set:\n    attach_gcs_key"
 
 
@@ -267,10 +266,12 @@ def test_write_retried_after_a_lost_answer_succeeds(server, bucket: str, key: st
 def test_remove_retried_after_a_lost_answer_succeeds(storage: GCSStorage, server,
                                                      bucket: str, monkeypatch) -> None:
     handle = storage.add("memo.txt", "x")
-    with losing_first_answer(server, "DELETE", f"/storage/v1/b/{bucket}/o/") as proxy:
+    with losing_first_answer(server, "POST", f"/upload/storage/v1/b/{bucket}/o") as proxy:
         monkeypatch.setenv(EMULATOR, proxy)
-        GCSStorage(bucket).remove(handle)
-    assert requests.get(object_url(server, bucket, handle[1:]), timeout=10).status_code == 404
+        GCSStorage(bucket).remove(handle)  # its tombstone's upload, retried
+    assert handle not in storage  # a tombstone holds its key
+    meta = requests.get(object_url(server, bucket, handle[1:]), timeout=10).json()
+    assert meta["metadata"] == {"removed": "1"}
 
 
 @pytest.mark.parametrize("name, content_type, size, seekable", [
@@ -322,7 +323,7 @@ def test_open_reads_the_generation_it_found(storage: GCSStorage, server, bucket)
     handle = storage.add("memo.txt", "old text")
     stream = storage.open(handle)
     put_object(server, bucket, handle[1:], b"new text").raise_for_status()
-    with pytest.raises(Error, match="^Attachment does not exist:"):
+    with pytest.raises(NotFoundError, match="^Attachment was removed or replaced while it was read:"):
         stream.read()
     assert storage.open(handle).read() == b"new text"
 
@@ -332,7 +333,7 @@ def test_route_serves_the_generation_its_headers_describe(storage: GCSStorage, s
     handle = storage.add("memo.txt", "old text")
     app = storage.route(handle)  # its headers say 8 bytes of the first generation
     put_object(server, bucket, handle[1:], b"new text, longer").raise_for_status()
-    with pytest.raises(Error, match="^Attachment does not exist:"):
+    with pytest.raises(NotFoundError, match="^Attachment was removed or replaced while it was read:"):
         Request.blank("/").get_response(app).body  # noqa: B018
     assert Request.blank("/").get_response(storage.route(handle)).body == b"new text, longer"
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import io
 import os
 import stat
 import time
 from pathlib import Path
 
 import pytest
+from helpers import staged
 from webob import Request
 
 from rex.attach import LocalStorage, get_storage
-from rex.core import Rex
+from rex.core import ExistsError, Rex, TooLargeError
 
 
 @pytest.fixture
@@ -25,19 +29,61 @@ def storage(app: Rex) -> LocalStorage:
         return get_storage()  # type: ignore[return-value]
 
 
-def upload(app: Rex, url: str, content: bytes = b"data", name: str = "a.txt"):
-    return Request.blank(url, POST={"file": (name, content)}).get_response(app)
+def put(app: Rex, link, content: bytes = b"data", **headers: str):
+    """Sends an upload link as a browser would: its method, URL and headers,
+    the content as the body."""
+    url = link.url if hasattr(link, "url") else link
+    method = getattr(link, "method", "PUT")
+    request = Request.blank(url, method=method, body=content,
+                            headers={**getattr(link, "headers", {}), **headers})
+    return request.get_response(app)
+
+
+def md5(content: bytes) -> str:
+    return base64.b64encode(hashlib.md5(content).digest()).decode()
 
 
 def test_upload_link_stores_once_at_its_handle(app: Rex) -> None:
     handle = storage(app).reserve("a.txt")
-    link = storage(app).upload_link(handle)
-    assert link.url.startswith("/attach/") and link.fields == {}
-    response = upload(app, link.url)
+    link = storage(app).upload_link(handle, 4)
+    assert link.url.startswith("/attach/") and link.method == "PUT" and link.fields == {}
+    response = put(app, link)
     assert response.status_int == 201
     assert storage(app).open(handle).read() == b"data"
-    assert upload(app, link.url, b"again").status_int == 409
+    again = put(app, link, b"more")  # a replay
+    assert again.status_int == 409 and "already exists" in again.text
     assert storage(app).open(handle).read() == b"data"
+    with pytest.raises(ExistsError, match="Attachment already exists:"):
+        storage(app).upload_link(handle, 4)
+
+
+def test_removed_handle_is_never_filled_again(app: Rex) -> None:
+    handle = storage(app).reserve("a.txt")
+    link = storage(app).upload_link(handle, 4)
+    assert put(app, link).status_int == 201
+    storage(app).remove(handle)
+    refill = put(app, link, b"evil")
+    assert refill.status_int == 409 and "was removed" in refill.text
+    assert handle not in storage(app) and handle not in list(storage(app))
+    with pytest.raises(ExistsError, match="was removed"):
+        storage(app).write(handle, io.BytesIO(b"evil"))
+    with pytest.raises(ExistsError, match="was removed"):
+        storage(app).upload_link(handle, 4)
+
+
+def test_upload_link_pins_size_and_md5(app: Rex) -> None:
+    handle = storage(app).reserve("a.txt")
+    link = storage(app).upload_link(handle, 4, md5(b"data"))
+    assert link.headers == {"Content-MD5": md5(b"data")}
+    assert put(app, link, b"dat").status_int == 400  # shorter than signed
+    assert put(app, link, b"datum").status_int == 400  # longer
+    assert put(app, link, b"DATA").status_int == 400  # another MD5
+    forged = link.url.replace("size=4", "size=5")
+    assert put(app, forged, b"data!", **{"Content-MD5": md5(b"data!")}).status_int == 403
+    assert handle not in storage(app)
+    assert put(app, link, b"data").status_int == 201
+    with pytest.raises(TooLargeError, match="at most 1000 bytes"):
+        storage(app).upload_link(storage(app).reserve("b.txt"), 1001)
 
 
 def test_download_link_needs_no_session(app: Rex) -> None:
@@ -50,25 +96,25 @@ def test_download_link_needs_no_session(app: Rex) -> None:
     assert head.status_int == 200 and head.body == b""
 
 
-def test_links_are_bound_to_method_handle_and_time(app: Rex) -> None:
+def test_links_are_bound_to_method_handle_and_parameters(app: Rex) -> None:
     handle = storage(app).add("a.txt", "x")
     download = storage(app).download_link(handle).url
-    upload_url = storage(app).upload_link(storage(app).reserve("b.txt")).url
-    assert upload(app, download).status_int == 403  # a GET link used to POST
-    assert Request.blank(upload_url).get_response(app).status_int == 403  # and the reverse
+    upload_link = storage(app).upload_link(storage(app).reserve("b.txt"), 4)
+    assert put(app, download).status_int == 403  # a GET link used to PUT
+    assert Request.blank(upload_link.url).get_response(app).status_int == 403  # and the reverse
     assert Request.blank(download[:-1] + ("0" if download[-1] != "0" else "1")
                          ).get_response(app).status_int == 403
-    expired = download.replace("expires=", "expires=1").split("&")[0] + "&" + download.split("&")[1]
-    assert Request.blank(expired).get_response(app).status_int == 403
+    assert Request.blank(download + "&extra=1").get_response(app).status_int == 403
     assert Request.blank("/attach" + handle + "?signature=x").get_response(app).status_int == 403
-    assert upload(app, "/attach" + handle).status_int == 401  # unsigned writes never
+    assert put(app, "/attach" + handle).status_int == 401  # unsigned writes never
 
 
-def test_upload_link_honours_max_size_and_cleans_up(app: Rex, attach_dir: Path) -> None:
+def test_upload_link_cleans_up_what_it_refused(app: Rex, attach_dir: Path) -> None:
     handle = storage(app).reserve("big.bin")
-    assert upload(app, storage(app).upload_link(handle).url, b"x" * 1001).status_int == 413
+    link = storage(app).upload_link(handle, 10, md5(b"0123456789"))
+    assert put(app, link, b"9876543210").status_int == 400
     assert handle not in storage(app)
-    assert os.listdir(attach_dir / ".tmp") == []
+    assert staged(attach_dir) == []
 
 
 def test_link_expiry_setting(tmp_path: Path, attach_dir: Path) -> None:

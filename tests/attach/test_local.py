@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import staged
 
 from rex.attach import LocalStorage
 from rex.core import Error
@@ -75,7 +76,7 @@ def test_files_are_private_and_temporary_area_is_left_clean(storage: LocalStorag
     handle = storage.add("memo.txt", "x")
     mode = os.stat(storage.path + handle).st_mode
     assert stat_module.S_IMODE(mode) == 0o600
-    assert os.listdir(storage.tmp) == []
+    assert staged(storage.path) == []
 
 
 @pytest.mark.parametrize("method", ["open", "stat", "remove"])
@@ -140,7 +141,7 @@ def test_failed_write_leaves_nothing(storage: LocalStorage) -> None:
     with pytest.raises(OSError):
         storage.add("broken.bin", Broken())
     assert list(storage) == []
-    assert os.listdir(storage.tmp) == []
+    assert staged(storage.path) == []
 
 
 def test_crash_between_write_and_rename_leaves_nothing_visible(storage: LocalStorage,
@@ -149,7 +150,7 @@ def test_crash_between_write_and_rename_leaves_nothing_visible(storage: LocalSto
     place leaves the storage as it was."""
     kept = storage.add("kept.txt", "kept")
 
-    def crash(src: str, dst: str) -> None:
+    def crash(*args, **kwargs) -> None:
         raise SystemExit("power failure")
 
     monkeypatch.setattr(os, "rename", crash)
@@ -194,7 +195,7 @@ def test_killed_writer_leaves_only_whole_attachments(storage: LocalStorage) -> N
         with storage.open(handle) as stream:
             assert stream.read() == expected_content(handle), handle
     storage.sweep(age=0)  # the staging directory of the killed add(), if any
-    assert os.listdir(storage.tmp) == []
+    assert staged(storage.path) == []
     assert list(storage) == listed
     new = storage.add("after.txt", "after the crash")
     assert storage.open(new).read() == b"after the crash"
@@ -222,7 +223,7 @@ def test_reserved_handle_is_written_once(storage: LocalStorage) -> None:
     with pytest.raises(Error, match="Attachment already exists:"):
         storage.write(handle, io.BytesIO(b"two"))
     assert storage.open(handle).read() == b"one"
-    assert os.listdir(storage.tmp) == []
+    assert staged(storage.path) == []
 
 
 def test_verify(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""S3Storage in front of Google Cloud Storage's XML API (HMAC keys, endpoint
+"""GCSInteropStorage, the S3 backend in front of Google Cloud Storage's XML API (HMAC keys, endpoint
 https://storage.googleapis.com): the requests and links it makes.
 
 GCS cannot be reached from the tests, so every request is caught on
@@ -10,11 +10,9 @@ have been sent.  Signatures are recomputed here by GCS's V2 rules.
 from __future__ import annotations
 
 import base64
-import calendar
 import hashlib
 import hmac
 import io
-import json
 import re
 import time
 from pathlib import Path
@@ -26,8 +24,8 @@ from backend_s3 import clear_aws_environment
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from urllib3.response import HTTPResponse
 
+from rex.attach.gcs_interop import GCSInteropStorage
 from rex.attach.response import content_disposition
-from rex.attach.s3 import S3Storage
 from rex.core import Error
 
 GCS = "https://storage.googleapis.com"
@@ -92,8 +90,8 @@ def wire() -> Wire:
 
 
 @pytest.fixture
-def storage(wire: Wire) -> S3Storage:
-    storage = S3Storage(BUCKET, endpoint=GCS, access_key=ACCESS, secret_key=SECRET,
+def storage(wire: Wire) -> GCSInteropStorage:
+    storage = GCSInteropStorage(BUCKET, endpoint=GCS, access_key=ACCESS, secret_key=SECRET,
                         max_size=MiB, link_expiry=600)
     storage.client.meta.events.register("before-send.s3", wire)
     return storage
@@ -129,7 +127,7 @@ def signs(request: AWSPreparedRequest, string_to_sign: str) -> bool:
     return headers(request)["authorization"] == f"AWS {ACCESS}:{sign_v2(string_to_sign)}"
 
 
-def test_add_sends_v2_signed_path_style_requests(storage: S3Storage, wire: Wire) -> None:
+def test_add_sends_v2_signed_path_style_requests(storage: GCSInteropStorage, wire: Wire) -> None:
     content = b"Fantine, Cosette, Jean Valjean.\n"
     handle = storage.add(NAME, content)
     key = handle[1:]
@@ -152,7 +150,7 @@ def test_add_sends_v2_signed_path_style_requests(storage: S3Storage, wire: Wire)
                       f"x-amz-meta-sha256:{sha256}\n{path}")
 
 
-def test_multipart_upload_requests(storage: S3Storage, wire: Wire) -> None:
+def test_multipart_upload_requests(storage: GCSInteropStorage, wire: Wire) -> None:
     storage.add("scan.pdf", io.BytesIO(b"x" * (17 * MiB)))
     assert wire.operations() == ["HeadObject", "CreateMultipartUpload", "UploadPart",
                                  "UploadPart", "UploadPart", "CompleteMultipartUpload"]
@@ -169,7 +167,7 @@ def test_multipart_upload_requests(storage: S3Storage, wire: Wire) -> None:
                for request in parts)
 
 
-def test_open_pins_the_etag(storage: S3Storage, wire: Wire) -> None:
+def test_open_pins_the_etag(storage: GCSInteropStorage, wire: Wire) -> None:
     handle = storage.reserve("memo.txt")
     wire.answers["HeadObject"] = (200, {"ETag": '"abc"', "Content-Length": "5",
                                         "Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT"}, b"")
@@ -182,10 +180,10 @@ def test_open_pins_the_etag(storage: S3Storage, wire: Wire) -> None:
     wire.answers["GetObject"] = (412, {}, b"")
     with storage.open(handle) as stream, pytest.raises(Error) as info:
         stream.read()
-    assert str(info.value) == f"Attachment changed while it was read:\n    {handle}"
+    assert str(info.value) == f"Attachment was removed or replaced while it was read:\n    {handle}"
 
 
-def test_download_link(storage: S3Storage, wire: Wire) -> None:
+def test_download_link(storage: GCSInteropStorage, wire: Wire) -> None:
     handle = storage.reserve(NAME)
     before = int(time.time())
     link = storage.download_link(handle)
@@ -209,25 +207,26 @@ def test_download_link(storage: S3Storage, wire: Wire) -> None:
     assert query["Signature"] == sign_v2(f"GET\n\n\n{query['Expires']}\n{path}")
 
 
-@pytest.mark.parametrize("max_size", [MiB, None])
-def test_upload_link(storage: S3Storage, wire: Wire, max_size: int | None) -> None:
-    storage.max_size = max_size
+def test_upload_link(storage: GCSInteropStorage, wire: Wire) -> None:
+    """A V2 signed PUT over the verb, MD5, type, expiry, the x-goog- headers
+    that make it create-only and pin its size, and the path."""
     handle = storage.reserve("Visit 2.pdf")
-    before = time.time()
-    link = storage.upload_link(handle)
-    assert wire.sent == []
-    assert link.url == f"{GCS}/{BUCKET}"
-    assert set(link.fields) == {"key", "Content-Type", "GoogleAccessId", "policy", "signature"}
-    assert link.fields["key"] == handle[1:] == handle.lstrip("/")
-    assert link.fields["Content-Type"] == "application/pdf"
-    assert link.fields["GoogleAccessId"] == ACCESS
-    assert link.fields["signature"] == sign_v2(link.fields["policy"])
-    policy = json.loads(base64.b64decode(link.fields["policy"]))
-    conditions = policy["conditions"]
-    assert {"bucket": BUCKET} in conditions
-    assert {"key": handle[1:]} in conditions
-    assert {"Content-Type": "application/pdf"} in conditions
-    ranges = [c for c in conditions if isinstance(c, list) and c[0] == "content-length-range"]
-    assert ranges == ([["content-length-range", 0, max_size]] if max_size is not None else [])
-    expiration = calendar.timegm(time.strptime(policy["expiration"], "%Y-%m-%dT%H:%M:%SZ"))
-    assert before + 600 - 5 <= expiration <= before + 600 + 5
+    md5 = base64.b64encode(hashlib.md5(b"%PDF").digest()).decode()
+    before = int(time.time())
+    link = storage.upload_link(handle, 4, md5)
+    after = int(time.time())
+    assert wire.operations() == ["HeadObject"]  # is the handle free?
+    assert link.method == "PUT" and link.fields == {}
+    assert link.headers == {"Content-Type": "application/pdf", "Content-MD5": md5,
+                            "x-goog-content-length-range": "4,4",
+                            "x-goog-if-generation-match": "0"}
+    parts = urlsplit(link.url)
+    path = f"/{BUCKET}/{quote(handle[1:])}"
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == GCS + path
+    query = {name: values[0] for name, values in parse_qs(parts.query).items()}
+    assert set(query) == {"GoogleAccessId", "Expires", "Signature"}
+    assert query["GoogleAccessId"] == ACCESS
+    assert before + 600 <= int(query["Expires"]) <= after + 600
+    assert query["Signature"] == sign_v2(
+        f"PUT\n{md5}\napplication/pdf\n{query['Expires']}\n"
+        f"x-goog-content-length-range:4,4\nx-goog-if-generation-match:0\n{path}")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import sqlalchemy
+from helpers import staged
 from webob import Request
 
 from rex.attach import get_storage
@@ -48,7 +48,7 @@ def test_bad_input_stores_nothing(demo: Rex, attach_dir: Path) -> None:
         assert response.status_int == 400, fields
         assert message in response.text
     assert list(get_storage()) == before
-    assert os.listdir(attach_dir / ".tmp") == []
+    assert staged(attach_dir) == []
     assert Request.blank("/upload").get_response(demo).status_int == 405
 
 
@@ -60,7 +60,7 @@ def test_oversized_upload_is_413_and_leaves_nothing(tmp_path: Path, attach_dir: 
     assert response.status_int == 413
     with app:
         assert len(list(get_storage())) == 1
-    assert os.listdir(attach_dir / ".tmp") == []
+    assert staged(attach_dir) == []
 
 
 def test_failed_row_insert_removes_the_attachment(demo: Rex) -> None:

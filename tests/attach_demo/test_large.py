@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import requests
 from attach_demo.test_serve import MiB, rows, stored_files, upload
-from helpers import RssSampler, ServerURL, serve, worker_pids
+from helpers import RssSampler, ServerURL, serve, staged, worker_pids
 
 CHUNKS = 256  # of 1 MiB
 SIZE = CHUNKS * MiB
@@ -119,7 +119,7 @@ def test_256_mib_round_trip_in_constant_memory(tmp_path: Path) -> None:
         assert len(big_files) == 1 and os.path.getsize(big_files[0]) == SIZE
         assert len(stored_files(attach_dir)) == 7
         # The spooled upload was renamed into place: nothing stays in staging.
-        assert os.listdir(attach_dir / ".tmp") == []
+        assert staged(attach_dir) == []
         assert upload_memory.growth < MAX_UPLOAD_GROWTH, upload_memory.peak
         assert download_memory.growth < MAX_DOWNLOAD_GROWTH, download_memory.peak
     finally:

@@ -17,7 +17,7 @@ import sqlalchemy
 from attach_demo.test_commands import post
 from attach_demo.test_serve import (MiB, TIMEOUT, assert_nothing_listens, rows, run_rex_serve,
                                     stored_files, upload)
-from helpers import PG_PASSWORD, serve, start_postgres
+from helpers import PG_PASSWORD, serve, staged, start_postgres
 from sqlalchemy.engine import make_url
 from webob import Request
 
@@ -85,7 +85,7 @@ def test_commands_on_postgres(postgres: sqlalchemy.Engine, attach_dir: Path) -> 
         assert codes(postgres) == ["V1"]
         with app:
             assert len(list(get_storage())) == 1
-        assert os.listdir(attach_dir / ".tmp") == []
+        assert staged(attach_dir) == []
 
         # A second application on the same database keeps the table and its rows.
         again = Rex("rex.attach_demo", attach_dir=str(attach_dir), db=db_url(postgres))
@@ -158,7 +158,7 @@ def test_rex_serve_on_postgres(postgres: sqlalchemy.Engine, tmp_path: Path) -> N
 
     assert codes(postgres) == ["big", "novel"]
     assert len(stored_files(attach_dir)) == 2
-    assert os.listdir(attach_dir / ".tmp") == []
+    assert staged(attach_dir) == []
 
 
 def test_wrong_password_stops_rex_serve(postgres: sqlalchemy.Engine, tmp_path: Path) -> None:

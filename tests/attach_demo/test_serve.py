@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import requests
-from helpers import free_port, rex_script, serve
+from helpers import free_port, rex_script, serve, staged
 
 TIMEOUT = 30  # seconds, for every request
 MiB = 1 << 20
@@ -122,7 +122,7 @@ def test_bad_requests_are_refused_and_store_nothing(tmp_path: Path) -> None:
 
         assert rows(url) == before_rows
         assert stored_files(attach_dir) == before_files
-        assert os.listdir(attach_dir / ".tmp") == []  # no spooled upload left behind
+        assert staged(attach_dir) == []  # no spooled upload left behind
         assert requests.get(f"{url}/download?code=V1", timeout=TIMEOUT).content == b"first"
 
         response = requests.get(url + "/upload", timeout=TIMEOUT)

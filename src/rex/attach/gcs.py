@@ -3,20 +3,18 @@
 The object of handle ``/Y/M/D/UUID/NAME`` is ``Y/M/D/UUID/NAME``.  Objects are
 written once (``ifGenerationMatch=0``), streamed in 8 MiB chunks, with their
 SHA-256 in the metadata and a CRC32C that GCS checks; they are read through
-ranged downloads whose CRC32C is checked when read from start to end.  Direct
-links are V4 signed URLs and POST policies.
+ranged downloads of one generation, whose CRC32C is checked when read from
+start to end.  Direct links are V4 signed URLs.  The protocol is
+`ObjectStorage`'s.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime
-import hashlib
 import os
-import tempfile
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import BinaryIO
 from urllib.parse import quote
 
 import google_crc32c
@@ -27,12 +25,13 @@ from google.auth.credentials import AnonymousCredentials, Credentials, Signing
 from google.cloud import storage
 from google.oauth2 import service_account
 
-from rex.core import Error
+from rex.core import Error, UnavailableError
 
-from .handle import check_handle, handle_name, is_handle
-from .response import AttachmentApp, content_disposition, content_type
-from .storage import CHUNK_SIZE, PresignedLink, Stat, Storage
-from .stream import open_ranges
+from .handle import handle_name
+from .objectstore import REMOVED, SHA256, TOMBSTONE, Digest, Obj, ObjectStorage, Taken
+from .response import content_disposition, content_type
+from .storage import PresignedLink
+from .stream import Readable
 
 EMULATOR = "STORAGE_EMULATOR_HOST"  # the library's convention, scheme included
 GOOGLE = "https://storage.googleapis.com"
@@ -41,7 +40,7 @@ UPLOAD_CHUNK_SIZE = 8 << 20  # what an upload holds in memory
 TIMEOUT = (10, 60)  # seconds to connect, and to wait for each read
 
 
-class GCSStorage(Storage):
+class GCSStorage(ObjectStorage):
     """Attachments as objects of a Google Cloud Storage bucket.
 
     `key` is the path of a service account JSON key, else the library finds
@@ -52,6 +51,8 @@ class GCSStorage(Storage):
     the key, before the first use.
     """
 
+    service = "GCS"
+    failures = (api.GoogleAPIError, auth.GoogleAuthError, requests.RequestException)
     page_size = 1000  # objects per listing request
     verify_timeout: float = 10  # seconds `verify()` waits for each answer
 
@@ -62,28 +63,25 @@ class GCSStorage(Storage):
         self.key = key
         self.emulator = endpoint is None and bool(os.environ.get(EMULATOR))
         self.endpoint = (endpoint or os.environ.get(EMULATOR) or GOOGLE).rstrip("/")
-        self._client: storage.Client | None = None
         self._key_credentials: Credentials | None = None
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.bucket!r}, key={self.key!r})"
 
-    @property
-    def client(self) -> storage.Client:
-        """The client, made on first use."""
-        if self._client is None:
-            credentials = None if self.key is None else self._key()
-            if self.emulator:
-                credentials = AnonymousCredentials()
-            options = None if self.endpoint == GOOGLE else {"api_endpoint": self.endpoint}
-            try:
-                self._client = storage.Client(project=None, credentials=credentials,
-                                              client_options=options)
-            except auth.DefaultCredentialsError:
-                raise Error("Cannot find Google Cloud credentials; set:", "attach_gcs_key") from None
-        return self._client
+    def _where(self) -> str:
+        return f"bucket {self.bucket} at {self.endpoint}"
 
-    def _key(self) -> Credentials:
+    def _connect(self) -> storage.Client:
+        credentials = None if self.key is None else self._credentials()
+        if self.emulator:
+            credentials = AnonymousCredentials()
+        options = None if self.endpoint == GOOGLE else {"api_endpoint": self.endpoint}
+        try:
+            return storage.Client(project=None, credentials=credentials, client_options=options)
+        except auth.DefaultCredentialsError:
+            raise Error("Cannot find Google Cloud credentials; set:", "attach_gcs_key") from None
+
+    def _credentials(self) -> Credentials:
         """The service account of the key file."""
         if self._key_credentials is None:
             try:
@@ -94,106 +92,65 @@ class GCSStorage(Storage):
                     "Because:", str(exc)) from None
         return self._key_credentials
 
-    def _blob(self, handle: str) -> storage.Blob:
-        name = check_handle(handle)[1:]
-        return self.client.bucket(self.bucket).blob(name)
+    def _blob(self, key: str) -> storage.Blob:
+        return self.client.bucket(self.bucket).blob(key)
 
-    def _reload(self, handle: str) -> storage.Blob:
-        blob = self._blob(handle)
+    def _find(self, key: str) -> Obj | None:
+        blob = self.client.bucket(self.bucket).get_blob(key, timeout=TIMEOUT)
+        if blob is None:
+            return None
+        metadata = blob.metadata or {}
+        return Obj(blob.size, blob.updated.timestamp(), f'"{blob.generation}"',
+                   str(blob.generation), metadata.get(SHA256), REMOVED in metadata, blob.crc32c)
+
+    def _put(self, key: str, source: BinaryIO, digest: Digest) -> None:
+        """Uploads in one request up to 8 MiB, else in resumable 8 MiB chunks,
+        with the CRC32C that GCS must find in what it stores."""
+        blob = self._blob(key)
+        name = handle_name(key)
+        blob.metadata = {SHA256: digest.sha256}
+        blob.content_disposition = content_disposition(name)
+        blob.chunk_size = UPLOAD_CHUNK_SIZE
         try:
-            blob.reload(timeout=TIMEOUT)
-        except api.NotFound:
-            raise Error("Attachment does not exist:", handle) from None
-        return blob
-
-    def write(self, handle: str, file: BinaryIO) -> None:
-        """Uploads in one request up to 8 MiB, else in resumable 8 MiB chunks.
-
-        A first pass computes the SHA-256 (kept in the metadata, which must be
-        set before the upload) and the CRC32C, which GCS must find in what it
-        stores, so the metadata describes the content; a file that cannot seek
-        is spooled to a temporary file in that pass.  An existing object is
-        never replaced: `exists()` spares uploading what GCS would refuse at
-        the end, and ``ifGenerationMatch=0`` closes the race.
-        """
-        blob = self._blob(handle)
-        if blob.exists(timeout=TIMEOUT):
-            raise Error("Attachment already exists:", handle)
-        with contextlib.ExitStack() as stack:
-            source = _seekable(file)
-            if source is None:
-                source = stack.enter_context(tempfile.TemporaryFile())
-                sha256, crc32c, size = _digest(file, copy=source)
-                source.seek(0)
-            else:
-                start = source.tell()
-                sha256, crc32c, size = _digest(source)
-                source.seek(start)
-            name = handle_name(handle)
-            blob.metadata = {"sha256": sha256}
-            blob.content_disposition = content_disposition(name)
-            blob.chunk_size = UPLOAD_CHUNK_SIZE
-            try:
-                blob.upload_from_file(source, size=size, content_type=content_type(name),
-                                      if_generation_match=0, checksum="crc32c",
-                                      crc32c_checksum_value=crc32c, timeout=TIMEOUT)
-            except api.PreconditionFailed:
-                # Someone else's object, unless a retry met what our first attempt stored.
-                blob.reload(timeout=TIMEOUT)
-                if (blob.metadata or {}).get("sha256") != sha256:
-                    raise Error("Attachment already exists:", handle) from None
-        if blob.crc32c != crc32c:  # the file changed after the first pass
+            blob.upload_from_file(source, size=digest.size, content_type=content_type(name),
+                                  if_generation_match=0, checksum="crc32c",
+                                  crc32c_checksum_value=digest.crc32c, timeout=TIMEOUT)
+        except api.PreconditionFailed:
+            raise Taken() from None
+        if blob.crc32c != digest.crc32c:  # the file changed after it was hashed
             blob.delete(if_generation_match=blob.generation, timeout=TIMEOUT)
-            raise Error("Attachment changed while being stored:", handle)
+            raise Error("Attachment changed while being stored:", "/" + key)
 
-    def open(self, handle: str) -> BinaryIO:
-        """The generation found now, through ranged streaming downloads."""
-        return self._open(handle, self._reload(handle))
-
-    def _open(self, handle: str, blob: storage.Blob) -> BinaryIO:
-        """Reads the generation that `blob` describes."""
+    def _read(self, key: str, obj: Obj, start: int) -> Readable | None:
         url = (f"{self.client.api_endpoint}/download/storage/v1/b/{quote(self.bucket, safe='')}"
-               f"/o/{quote(blob.name, safe='')}?alt=media&generation={blob.generation}")
-        session = self.client._http
-        crc32c = base64.b64decode(blob.crc32c) if blob.crc32c else None
-        size: int = blob.size
+               f"/o/{quote(key, safe='')}?alt=media&generation={obj.version}")
+        headers = {"Accept-Encoding": "identity"}
+        if start:
+            headers["Range"] = f"bytes={start}-"
+        response = self.client._http.get(url, headers=headers, stream=True, timeout=TIMEOUT)
+        if response.status_code != (206 if start else 200):
+            response.close()
+            if response.status_code in (404, 412):
+                return None
+            raise api.from_http_response(response)
+        crc32c = base64.b64decode(obj.crc32c) if obj.crc32c and not start else None
+        return _Download(response, "/" + key, obj.size - start, crc32c)
 
-        def fetch(start: int) -> _Download:
-            headers = {"Accept-Encoding": "identity"}
-            if start:
-                headers["Range"] = f"bytes={start}-"
-            response = session.get(url, headers=headers, stream=True, timeout=TIMEOUT)
-            if response.status_code != (206 if start else 200):
-                response.close()
-                if response.status_code == 404:
-                    raise Error("Attachment does not exist:", handle)
-                raise OSError(f"GCS answered {response.status_code} reading {handle}")
-            return _Download(response, handle, size - start, crc32c if start == 0 else None)
+    def _bury(self, key: str, obj: Obj) -> None:
+        blob = self._blob(key)
+        blob.metadata = {REMOVED: "1"}
+        try:
+            blob.upload_from_string(TOMBSTONE, content_type="text/plain",
+                                    if_generation_match=int(obj.version), timeout=TIMEOUT)
+        except api.PreconditionFailed:
+            raise Taken() from None
 
-        return open_ranges(size, fetch)
-
-    def stat(self, handle: str) -> Stat:
-        return _stat(self._reload(handle))
-
-    def route(self, handle: str) -> AttachmentApp:
-        """One lookup for the headers and the body: both are of one generation."""
-        blob = self._reload(handle)
-        return self._route(handle, _stat(blob), lambda: self._open(handle, blob))
-
-    def remove(self, handle: str) -> None:
-        """Checks that the object exists first: a retried delete may find it
-        gone, deleted by its own first attempt."""
-        blob = self._reload(handle)
-        with contextlib.suppress(api.NotFound):
-            blob.delete(timeout=TIMEOUT)
-
-    def __iter__(self) -> Iterator[str]:
+    def _list(self) -> Iterator[tuple[str, bool]]:
         """Pages through the bucket in GCS's order, which is sorted."""
         blobs = self.client.list_blobs(self.bucket, page_size=self.page_size, timeout=TIMEOUT,
-                                       fields="items(name),nextPageToken")
+                                       fields="items(name,metadata),nextPageToken")
         for blob in blobs:
-            if is_handle("/" + blob.name):
-                yield "/" + blob.name
+            yield blob.name, REMOVED in (blob.metadata or {})
 
     def verify(self) -> None:
         """Lists one object (what attachments need, unlike reading the
@@ -218,22 +175,23 @@ class GCSStorage(Storage):
             raise Error("Cannot reach GCS at:", self.endpoint).wrap("Because:", str(exc)).wrap(
                 "While checking GCS bucket:", self.bucket) from None
 
-    def upload_link(self, handle: str) -> PresignedLink:
-        """A V4 POST policy for exactly this object, its type and size range."""
-        name = handle_name(check_handle(handle))
-        conditions = [] if self.max_size is None else [["content-length-range", 0, self.max_size]]
-        policy = self.client.generate_signed_post_policy_v4(
-            self.bucket, handle[1:], expiration=datetime.timedelta(seconds=self.link_expiry),
-            conditions=conditions, credentials=self._signer(),
-            fields={"Content-Type": content_type(name),
-                    "Content-Disposition": content_disposition(name)})
-        # GCS documents the form's action as .../BUCKET (fake-gcs needs that).
-        return PresignedLink(policy["url"].rstrip("/"), policy["fields"])
+    def _upload_link(self, handle: str, size: int, md5: str | None) -> PresignedLink:
+        """A V4 signed PUT that signs ``x-goog-if-generation-match: 0`` (so it
+        writes once), the exact size as ``x-goog-content-length-range``, the
+        content type of the name and, if given, ``Content-MD5``."""
+        headers = {"Content-Type": content_type(handle_name(handle)),
+                   "x-goog-content-length-range": f"{size},{size}",
+                   "x-goog-if-generation-match": "0"}
+        if md5 is not None:
+            headers["Content-MD5"] = md5
+        url = self._blob(self._key(handle)).generate_signed_url(
+            version="v4", method="PUT", expiration=datetime.timedelta(seconds=self.link_expiry),
+            headers=dict(headers), credentials=self._signer())  # it adds Host to what it gets
+        return PresignedLink(url, method="PUT", headers=headers)
 
     def download_link(self, handle: str) -> PresignedLink:
         """A V4 signed GET URL that overrides the ``Content-Disposition``."""
-        blob = self._blob(handle)
-        url = blob.generate_signed_url(
+        url = self._blob(self._key(handle)).generate_signed_url(
             version="v4", method="GET", expiration=datetime.timedelta(seconds=self.link_expiry),
             response_disposition=content_disposition(handle_name(handle)),
             credentials=self._signer())
@@ -241,14 +199,10 @@ class GCSStorage(Storage):
 
     def _signer(self) -> Signing:
         """Credentials with a private key, which links need."""
-        credentials = self._key() if self.key is not None else self.client._credentials
+        credentials = self._credentials() if self.key is not None else self.client._credentials
         if not isinstance(credentials, Signing):
             raise Error("GCS links need a service account key; set:", "attach_gcs_key")
         return credentials
-
-
-def _stat(blob: storage.Blob) -> Stat:
-    return Stat(blob.size, blob.updated.timestamp(), f'"{blob.generation}"')
 
 
 class _Download:
@@ -268,33 +222,9 @@ class _Download:
             self.checksum.update(data)
             self.remaining -= len(data)
             if self.remaining == 0 and self.checksum.digest() != self.crc32c:
-                raise Error("Attachment is damaged: its CRC32C does not match:", self.handle)
+                raise UnavailableError("Attachment is damaged: its CRC32C does not match:",
+                                       self.handle)
         return data
 
     def close(self) -> None:
         self.response.close()
-
-
-def _seekable(file: Any) -> BinaryIO | None:
-    """The file if it can seek, or the seekable file it reads from (a spooled
-    form field), else None."""
-    for candidate in (file, getattr(file, "file", None)):
-        try:
-            if candidate is not None and candidate.seekable():
-                return candidate  # type: ignore[no-any-return]
-        except (AttributeError, OSError, ValueError):
-            pass
-    return None
-
-
-def _digest(source: BinaryIO, copy: BinaryIO | None = None) -> tuple[str, str, int]:
-    """Reads to the end: SHA-256 (hex), CRC32C (base64, as GCS has it) and
-    size, copying what it reads to `copy` if given."""
-    sha256, crc32c, size = hashlib.sha256(), google_crc32c.Checksum(), 0
-    while chunk := source.read(CHUNK_SIZE):
-        sha256.update(chunk)
-        crc32c.update(chunk)
-        size += len(chunk)
-        if copy is not None:
-            copy.write(chunk)
-    return sha256.hexdigest(), base64.b64encode(crc32c.digest()).decode(), size

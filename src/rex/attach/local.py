@@ -1,25 +1,41 @@
 """Attachments in a local directory.
 
 Layout: the file of handle ``/Y/M/D/UUID/NAME`` is ``DIR/Y/M/D/UUID/NAME``.
-Writes and removals go through the hidden ``DIR/.tmp`` directory and become
-visible (or vanish) by one ``rename`` of the ``UUID`` directory, after
-``fsync``, so a crash leaves each attachment wholly there or not at all.
+A write is staged in the hidden ``DIR/.tmp`` and becomes visible by one
+``rename`` of its ``UUID`` directory, after ``fsync``, which fails if that
+directory exists: a crash leaves each attachment wholly there or not at all,
+and nothing is ever replaced.  A removal renames the file to ``.removed``
+in its ``UUID`` directory (emptied) and leaves it there, as a tombstone that
+keeps the handle from being written again.
+
+Every path is walked one directory at a time without following a symbolic
+link (``O_NOFOLLOW`` relative to the parent's descriptor), so a link planted
+in the store is never followed out of it.
+
+Each process stages in a directory of its own under ``DIR/.tmp``, which it
+holds locked (``flock``) while it lives: what a dead process left there is
+recognised by the lock that nobody holds, and swept.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import hashlib
 import os
 import re
 import secrets
 import shutil
+import stat as st
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from typing import BinaryIO
 from urllib.parse import quote, urlencode
 
-from rex.core import Error
+from rex.core import Error, ExistsError, InsufficientStorageError, NotFoundError, UnavailableError
 
 from .handle import check_handle, is_handle
 from .signing import is_valid, sign
@@ -27,112 +43,190 @@ from .storage import CHUNK_SIZE, PresignedLink, Stat, Storage
 
 TMP = ".tmp"
 SECRET = ".secret"
-STALE_AGE = 24 * 3600  # seconds after which a staging entry is a crash's leftover
+REMOVED = ".removed"  # the tombstone in the UUID directory of a removed attachment
+WRITER = "writer-"  # a process's staging directory, DIR/.tmp/writer-*
+LOCK = "lock"  # in it, the file its process holds locked
+STALE_AGE = 24 * 3600  # seconds after which an unlocked staging entry is a leftover
 PARTS = (re.compile(r"\d{4}"), re.compile(r"\d{2}"), re.compile(r"\d{2}"))
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+MISSING = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)  # no such file, or a link in the way
+FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 class LocalStorage(Storage):
-    """Attachments as files under a directory of the local file system."""
+    """Attachments as files under a directory of the local file system.
+
+    `url_prefix` is where the application serves `AttachLocation`, which
+    direct links go through.
+    """
 
     sendfile = True
 
     def __init__(self, path: str, *, secret: str | None = None, max_size: int | None = None,
-                 link_expiry: int = 3600) -> None:
+                 link_expiry: int = 3600, url_prefix: str = "/attach") -> None:
         super().__init__(max_size=max_size, link_expiry=link_expiry)
         self.path = os.path.abspath(path)
         self.tmp = os.path.join(self.path, TMP)
+        self.url_prefix = url_prefix
         self._secret = secret.encode() if secret is not None else None
+        self._writer: tuple[int, str, int] | None = None  # pid, directory, locked fd
+        self._writer_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.path!r})"
 
-    def _file(self, handle: str) -> str:
-        return self.path + check_handle(handle)
+    # Paths, one directory at a time.
+
+    @contextlib.contextmanager
+    def _dir(self, parts: list[str], create: bool = False) -> Iterator[int]:
+        """A descriptor of ``DIR/parts...``, reached without following a
+        link; with `create`, missing directories are made, durably."""
+        fd = os.open(self.path, DIR_FLAGS)
+        try:
+            for part in parts:
+                made = False
+                if create:
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(part, 0o700, dir_fd=fd)
+                        made = True
+                child = os.open(part, DIR_FLAGS, dir_fd=fd)
+                if made:
+                    os.fsync(fd)
+                os.close(fd)
+                fd = child
+            yield fd
+        finally:
+            os.close(fd)
+
+    def _failure(self, exc: OSError, handle: str) -> Error:
+        """What an OS error of a read or a removal means."""
+        if exc.errno in MISSING:
+            return NotFoundError("Attachment does not exist:", handle)
+        return UnavailableError("Attachment storage is failing:", self.path).wrap(
+            "Because:", f"{exc.strerror} ({handle})")
+
+    def _open(self, handle: str) -> BinaryIO:
+        """The attachment's file, open for reading: a regular file reached
+        without following a link."""
+        *parts, name = check_handle(handle)[1:].split("/")
+        try:
+            with self._dir(parts) as fd:
+                file = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=fd)
+        except OSError as exc:
+            raise self._failure(exc, handle) from None
+        if not st.S_ISREG(os.fstat(file).st_mode):
+            os.close(file)
+            raise NotFoundError("Attachment does not exist:", handle)
+        return os.fdopen(file, "rb")
+
+    # The storage interface.
 
     def write(self, handle: str, file: BinaryIO) -> None:
-        target = self._file(handle)
-        os.makedirs(self.tmp, exist_ok=True)
-        staging = tempfile.mkdtemp(dir=self.tmp)
+        *dates, uuid, name = check_handle(handle)[1:].split("/")
+        with self._failing(handle):
+            staging = tempfile.mkdtemp(dir=self._workdir())
         try:
-            staged = os.path.join(staging, os.path.basename(target))
+            staged = os.path.join(staging, name)
             spooled = getattr(file, "path", None)
-            if spooled is not None and os.path.dirname(spooled) == self.tmp:
+            if spooled is not None and os.path.dirname(spooled) == os.path.dirname(staging):
                 # An upload that `spool()` placed here: keep it, don't copy it.
-                os.fsync(file.file.fileno())  # type: ignore[attr-defined]
-                os.rename(spooled, staged)
+                with self._failing(handle):
+                    os.fsync(file.file.fileno())  # type: ignore[attr-defined]
+                    os.rename(spooled, staged)
             else:
-                fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with open(fd, "wb", closefd=True) as out:
-                    while chunk := file.read(CHUNK_SIZE):
-                        out.write(chunk)
-                    out.flush()
-                    os.fsync(out.fileno())
-            _fsync_dir(staging)
-            self._makedirs(os.path.dirname(os.path.dirname(target)))
-            try:
-                os.rename(staging, os.path.dirname(target))
-            except OSError:
-                raise Error("Attachment already exists:", handle) from None
-            _fsync_dir(os.path.dirname(os.path.dirname(target)))
+                with self._failing(handle):
+                    out = open(os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                                       | os.O_NOFOLLOW, 0o600), "wb")
+                with out:
+                    while chunk := file.read(CHUNK_SIZE):  # the source's errors are its own
+                        with self._failing(handle):
+                            out.write(chunk)
+                    with self._failing(handle):
+                        out.flush()
+                        os.fsync(out.fileno())
+            with self._failing(handle):
+                _fsync_dir(staging)
+                with self._dir(dates, create=True) as fd:
+                    try:
+                        os.rename(staging, uuid, dst_dir_fd=fd)
+                    except OSError as exc:
+                        if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR):
+                            self._check_free(handle)  # raises, saying which
+                            raise ExistsError("Attachment already exists:", handle) from None
+                        raise
+                    os.fsync(fd)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
 
-    def _makedirs(self, path: str) -> None:
-        """Creates the date directories, durably."""
-        if os.path.isdir(path):
-            return
-        self._makedirs(os.path.dirname(path))
+    @contextlib.contextmanager
+    def _failing(self, handle: str) -> Iterator[None]:
+        """Turns the OS errors of a write into what they mean."""
         try:
-            os.mkdir(path, 0o700)
-        except FileExistsError:
-            return
-        _fsync_dir(os.path.dirname(path))
+            yield
+        except OSError as exc:
+            if exc.errno in FULL:
+                raise InsufficientStorageError("No space left in the attachment storage:",
+                                               self.path) from exc
+            raise UnavailableError("Attachment storage is failing:", self.path).wrap(
+                "Because:", f"{exc.strerror} ({handle})") from exc
+
+    def _check_free(self, handle: str) -> None:
+        *dates, uuid, _ = check_handle(handle)[1:].split("/")
+        try:
+            with self._dir(dates) as fd:
+                os.stat(uuid, dir_fd=fd, follow_symlinks=False)
+                removed = _exists(f"{uuid}/{REMOVED}", fd)
+        except OSError as exc:
+            if exc.errno in MISSING:
+                return
+            raise self._failure(exc, handle) from None
+        if removed:
+            raise ExistsError("Attachment was removed; its handle cannot be used again:", handle)
+        raise ExistsError("Attachment already exists:", handle)
 
     def open(self, handle: str) -> BinaryIO:
-        try:
-            return open(self._file(handle), "rb")
-        except (FileNotFoundError, NotADirectoryError):
-            raise Error("Attachment does not exist:", handle) from None
+        return self._open(handle)
 
     def stat(self, handle: str) -> Stat:
-        try:
-            st = os.stat(self._file(handle))
-        except (FileNotFoundError, NotADirectoryError):
-            raise Error("Attachment does not exist:", handle) from None
-        tag = hashlib.sha256(f"{handle}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()
-        return Stat(st.st_size, st.st_mtime, f'"{tag[:32]}"')
+        with self._open(handle) as file:
+            info = os.fstat(file.fileno())
+        tag = hashlib.sha256(f"{handle}:{info.st_size}:{info.st_mtime_ns}".encode()).hexdigest()
+        return Stat(info.st_size, info.st_mtime, f'"{tag[:32]}"')
 
     def remove(self, handle: str) -> None:
-        target = self._file(handle)
-        if not os.path.isfile(target):
-            raise Error("Attachment does not exist:", handle)
-        os.makedirs(self.tmp, exist_ok=True)
-        trash = tempfile.mkdtemp(dir=self.tmp)
+        """Renames the file to the tombstone and empties it."""
+        *parts, name = check_handle(handle)[1:].split("/")
         try:
-            os.rename(os.path.dirname(target), os.path.join(trash, "removed"))
-        except FileNotFoundError:
-            raise Error("Attachment does not exist:", handle) from None
-        finally:
-            _fsync_dir(os.path.dirname(os.path.dirname(target)))
-            shutil.rmtree(trash, ignore_errors=True)
+            with self._dir(parts) as fd:
+                if not st.S_ISREG(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
+                    raise NotFoundError("Attachment does not exist:", handle)
+                os.rename(name, REMOVED, src_dir_fd=fd, dst_dir_fd=fd)
+                tombstone = os.open(REMOVED, os.O_WRONLY | os.O_NOFOLLOW, dir_fd=fd)
+                try:
+                    os.ftruncate(tombstone, 0)
+                finally:
+                    os.close(tombstone)
+                os.fsync(fd)
+        except OSError as exc:
+            raise self._failure(exc, handle) from None
 
     def __iter__(self) -> Iterator[str]:
         return self._walk(self.path, "", 0)
 
     def _walk(self, path: str, prefix: str, depth: int) -> Iterator[str]:
         try:
-            names = sorted(entry.name for entry in os.scandir(path)
-                           if entry.is_dir(follow_symlinks=False) or depth == 4)
+            entries = sorted((entry.name, entry) for entry in os.scandir(path))
         except (FileNotFoundError, NotADirectoryError):
             return
-        for name in names:
+        for name, entry in entries:
             handle = f"{prefix}/{name}"
             if depth == 4:
-                if is_handle(handle):
+                if entry.is_file(follow_symlinks=False) and is_handle(handle):
                     yield handle
-            elif depth == 3 or PARTS[depth].fullmatch(name):
-                yield from self._walk(os.path.join(path, name), handle, depth + 1)
+            elif entry.is_dir(follow_symlinks=False) and (depth == 3
+                                                          or PARTS[depth].fullmatch(name)):
+                yield from self._walk(entry.path, handle, depth + 1)
 
     def verify(self) -> None:
         if not os.path.isdir(self.path):
@@ -147,38 +241,72 @@ class LocalStorage(Storage):
         self.secret  # created now, before a server forks its workers
         self.sweep()
 
+    # Staging.
+
+    def spool(self) -> tuple[BinaryIO, str | None]:
+        file = tempfile.NamedTemporaryFile(dir=self._workdir(), delete=False)
+        return file, file.name  # type: ignore[return-value]
+
+    def _workdir(self) -> str:
+        """This process's staging directory, made and locked on first use
+        (and after a fork: a child's writes are its own)."""
+        with self._writer_lock:
+            if self._writer is None or self._writer[0] != os.getpid():
+                os.makedirs(self.tmp, exist_ok=True)
+                self.sweep()
+                draft = tempfile.mkdtemp(dir=self.tmp, prefix="new-")
+                fd = os.open(os.path.join(draft, LOCK), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                path = os.path.join(self.tmp, WRITER + os.path.basename(draft)[len("new-"):])
+                os.rename(draft, path)  # only a locked directory is named writer-*
+                self._writer = (os.getpid(), path, fd)
+            return self._writer[1]
+
     def sweep(self, age: float = STALE_AGE) -> None:
-        """Removes what crashed writers left in the staging area: entries
-        untouched for `age` seconds (a live upload keeps touching its file)."""
+        """Removes what dead writers left in the staging area: the directory
+        of every process that no longer holds its lock, and any other entry
+        untouched for `age` seconds."""
         cutoff = time.time() - age
-        for entry in os.scandir(self.tmp):
-            is_dir = entry.is_dir(follow_symlinks=False)
-            paths = [entry.path]
-            try:
+        try:
+            entries = list(os.scandir(self.tmp))
+        except FileNotFoundError:
+            return
+        for entry in entries:
+            with contextlib.suppress(FileNotFoundError):  # its writer finished or swept it
+                is_dir = entry.is_dir(follow_symlinks=False)
+                if is_dir and entry.name.startswith(WRITER):
+                    if _is_dead(entry.path):
+                        shutil.rmtree(entry.path)
+                    continue
+                paths = [entry.path]
                 if is_dir:
                     paths += [os.path.join(entry.path, name) for name in os.listdir(entry.path)]
                 if all(os.lstat(path).st_mtime < cutoff for path in paths):
                     shutil.rmtree(entry.path) if is_dir else os.unlink(entry.path)
-            except FileNotFoundError:
-                pass  # its writer finished or swept it meanwhile
 
-    def upload_link(self, handle: str) -> PresignedLink:
-        """A signed ``POST /attach/HANDLE`` (see `AttachLocation`)."""
-        return PresignedLink(self._signed_url("POST", handle))
+    # Direct links.
+
+    def _upload_link(self, handle: str, size: int, md5: str | None) -> PresignedLink:
+        """A signed ``PUT`` to `AttachLocation`, for `size` bytes (and the MD5)."""
+        params = {"size": str(size)}
+        headers = {}
+        if md5 is not None:
+            params["md5"] = headers["Content-MD5"] = md5
+        return PresignedLink(self._signed_url("PUT", handle, params), method="PUT",
+                             headers=headers)
 
     def download_link(self, handle: str) -> PresignedLink:
-        """A signed ``GET /attach/HANDLE``, valid without a session."""
-        return PresignedLink(self._signed_url("GET", handle))
+        """A signed ``GET`` to `AttachLocation`, valid without a session."""
+        return PresignedLink(self._signed_url("GET", check_handle(handle), {}))
 
-    def _signed_url(self, method: str, handle: str) -> str:
-        expires = int(time.time()) + self.link_expiry
-        query = urlencode({"expires": expires,
-                           "signature": sign(self.secret, method, check_handle(handle), expires)})
-        return f"/attach{quote(handle)}?{query}"
+    def _signed_url(self, method: str, handle: str, params: dict[str, str]) -> str:
+        params = {"expires": str(int(time.time()) + self.link_expiry), **params}
+        params["signature"] = sign(self.secret, method, handle, params)
+        return f"{self.url_prefix}{quote(handle)}?{urlencode(params)}"
 
-    def is_signed(self, method: str, handle: str, expires: str, signature: str) -> bool:
+    def is_signed(self, method: str, handle: str, query: dict[str, str]) -> bool:
         """Does a link's signature allow this request?"""
-        return is_valid(self.secret, method, handle, expires, signature)
+        return is_valid(self.secret, method, handle, query)
 
     @property
     def secret(self) -> bytes:
@@ -203,10 +331,28 @@ class LocalStorage(Storage):
             self._secret = secret.encode()
         return self._secret
 
-    def spool(self) -> tuple[BinaryIO, str | None]:
-        os.makedirs(self.tmp, exist_ok=True)
-        file = tempfile.NamedTemporaryFile(dir=self.tmp, delete=False)
-        return file, file.name  # type: ignore[return-value]
+
+def _is_dead(path: str) -> bool:
+    """Has the process of this staging directory gone (its lock is free)?"""
+    try:
+        fd = os.open(os.path.join(path, LOCK), os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def _exists(path: str, dir_fd: int) -> bool:
+    try:
+        os.stat(path, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _fsync_dir(path: str) -> None:

@@ -3,16 +3,20 @@ and for anyone holding a signed direct link."""
 
 from __future__ import annotations
 
+import base64
+import errno
+import hashlib
 from typing import BinaryIO
 
 from webob import Request, Response
-from webob.exc import HTTPConflict, HTTPCreated, HTTPForbidden, HTTPNotFound
+from webob.exc import HTTPCreated, HTTPForbidden, HTTPMethodNotAllowed, HTTPNotFound
 
-from rex.core import Error
-from rex.web import Location, Spool, parse_form
+from rex.core import Error, InsufficientStorageError
+from rex.web import Location, Spool, Upload
 
-from .handle import is_handle
+from .handle import handle_name, is_handle
 from .settings import get_storage
+from .storage import CHUNK_SIZE
 
 
 class AttachLocation(Location):
@@ -22,18 +26,16 @@ class AttachLocation(Location):
 
     A request carrying ``expires`` and ``signature`` (a direct link of the
     local backend) needs no session instead, but must match its signature:
-    method, handle and expiry, else 403.  A signed ``POST`` stores one
-    multipart file at exactly its reserved handle: the only way to write
-    through HTTP.
+    method, handle and every query parameter, else 403.  A signed ``PUT``
+    stores its body, of exactly the link's ``size`` (and ``md5``), at
+    exactly its reserved handle, once: the only way to write through HTTP.
     """
 
     path = "/"
-    methods = ("GET", "HEAD", "POST")
+    methods = ("GET", "HEAD", "PUT")
 
     def authorize(self, req: Request) -> bool:
-        if "signature" in req.GET:
-            return True  # checked against the handle in render()
-        return req.method != "POST" and super().authorize(req)
+        return "signature" in req.GET or super().authorize(req)  # a signature: see render()
 
     def render(self, req: Request, path: str) -> Response:
         if not is_handle(path):
@@ -42,27 +44,45 @@ class AttachLocation(Location):
         if "signature" in req.GET:
             method = "GET" if req.method == "HEAD" else req.method
             is_signed = getattr(storage, "is_signed", None)
-            if is_signed is None or not is_signed(method, path, req.GET.get("expires", ""),
-                                                  req.GET.get("signature", "")):
+            if is_signed is None or not is_signed(method, path, dict(req.GET)):
                 raise HTTPForbidden("The link is invalid or expired.")
-        if req.method == "POST":
-            return self.store(req, path)
-        try:
-            return storage.route(path)(req)
-        except Error:
-            raise HTTPNotFound() from None
+        elif req.method == "PUT":
+            raise HTTPMethodNotAllowed("Writes need a signed upload link.",
+                                       headers={"Allow": "GET, HEAD"})
+        if req.method == "PUT":
+            return self.store(req, path, int(req.GET["size"]), req.GET.get("md5"))
+        return storage.route(path)(req)
 
-    def store(self, req: Request, handle: str) -> Response:
-        fields, uploads = parse_form(req)
+    def store(self, req: Request, handle: str, size: int, md5: str | None) -> Response:
+        """Streams the body to the storage's spool, then stores it."""
+        if req.content_length != size:
+            raise Error(f"Expected a body of exactly {size} bytes (the link's size), got:",
+                        "none" if req.content_length is None else req.content_length)
+        get_storage()._check_free(handle)  # spares reading what would be refused
+        file, path = get_storage().spool()
+        upload = Upload(handle_name(handle), "application/octet-stream", file, path)
         try:
-            if len(uploads) != 1:
-                raise Error("Expected exactly one uploaded file, got:", len(uploads))
-            if handle in get_storage():
-                raise HTTPConflict("The attachment exists already.")
-            get_storage().write(handle, uploads[0])
+            digest = hashlib.md5()
+            stream, remaining = req.body_file_raw, size
+            while remaining > 0:
+                chunk = stream.read(min(CHUNK_SIZE, remaining))
+                if not chunk:
+                    raise Error("Got a truncated body; bytes missing:", remaining)
+                remaining -= len(chunk)
+                digest.update(chunk)
+                try:
+                    file.write(chunk)
+                except OSError as exc:
+                    raise InsufficientStorageError("No space left to store the upload:",
+                                                   handle) if exc.errno == errno.ENOSPC else exc
+            upload.size = size
+            file.flush()
+            file.seek(0)
+            if md5 is not None and base64.b64encode(digest.digest()).decode() != md5:
+                raise Error("The body does not match the link's Content-MD5:", md5)
+            get_storage().write(handle, upload)
         finally:
-            for upload in uploads:
-                upload.discard()
+            upload.discard()
         return HTTPCreated(location=req.path_url)
 
 
@@ -75,5 +95,3 @@ class AttachSpool(Spool):
 
     def max_size(self) -> int | None:
         return get_storage().max_size
-
-

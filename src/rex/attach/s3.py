@@ -4,42 +4,42 @@ Layout: the object of handle ``/Y/M/D/UUID/NAME`` has the key
 ``Y/M/D/UUID/NAME``; its ``Content-Type`` comes from the name and its
 metadata ``x-amz-meta-sha256`` is the SHA-256 of its content.  An S3 write
 (a single PUT, or a multipart upload once completed) becomes visible whole or
-not at all; a failed multipart upload is aborted.
+not at all; a failed multipart upload is aborted.  The protocol (create-only
+writes, tombstones, pinned reads) is `ObjectStorage`'s.
 
 S3-compatible servers (Ceph RADOS Gateway, MinIO) are reached by ``endpoint``
-with path-style addressing.  ``https://storage.googleapis.com`` is Google
-Cloud Storage's XML API with HMAC keys: it gets V2 signatures, and its links
-name the key ``GoogleAccessId`` and sign the path alone.  Everywhere boto3's
-default checksums (since 1.36: ``x-amz-checksum-*`` headers, ``aws-chunked``
-bodies with trailers over HTTPS) are off: GCS refuses them, and so does
-radosgw 16 over HTTPS (``MissingContentLength``).
+with path-style addressing.  boto3's default checksums (since 1.36:
+``x-amz-checksum-*`` headers, ``aws-chunked`` bodies with trailers over HTTPS)
+are off: radosgw 16 refuses them over HTTPS (``MissingContentLength``), and
+so does GCS's XML API (`rex.attach.gcs_interop`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
-import threading
 from collections.abc import Iterator
 from typing import Any, BinaryIO
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import (BotoCoreError, ClientError, NoCredentialsError,
-                                 PartialCredentialsError)
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
 
 from rex.core import Error
 
-from .handle import check_handle, handle_name, is_handle
-from .response import AttachmentApp, content_disposition, content_type
-from .storage import CHUNK_SIZE, PresignedLink, Stat, Storage
-from .stream import open_ranges
+from .handle import handle_name
+from .objectstore import REMOVED, SHA256, TOMBSTONE, Digest, Obj, ObjectStorage, Taken
+from .response import content_disposition, content_type
+from .storage import PresignedLink
+from .stream import Readable
 
-GCS_HOST = "storage.googleapis.com"
-SHA256 = "sha256"  # the metadata key: x-amz-meta-sha256
+# A tombstone's listing: its size and the ETag of a single PUT (its MD5).
+TOMBSTONE_ETAG = f'"{hashlib.md5(TOMBSTONE).hexdigest()}"'
 
 # Multipart above 16 MiB in parts of 8 MiB, at most 4 parts in memory at once:
 # 3 queued or uploading, and the one being read (s3transfer holds that one
@@ -54,17 +54,20 @@ TIMEOUTS = {"connect_timeout": 5, "read_timeout": 60, "attempts": 3}
 CHECK_TIMEOUTS = {"connect_timeout": 5, "read_timeout": 5, "attempts": 2}
 
 
-class S3Storage(Storage):
+class S3Storage(ObjectStorage):
     """Attachments as objects of an S3 bucket.
 
     Unset ``region``, ``access_key`` and ``secret_key`` come from boto3's own
     chain (``AWS_DEFAULT_REGION``, ``AWS_ACCESS_KEY_ID``,
     ``AWS_SECRET_ACCESS_KEY``, ``~/.aws``...); the two keys are set together
-    or not at all.  Nothing touches the network until a method needs it: the
-    client is made then, once per process.
+    or not at all.  Nothing touches the network until a method needs it.
     """
 
+    service = "S3"
+    failures = (BotoCoreError, ClientError)
     page_size = 1000  # objects per listing request
+    signature_version = "s3v4"
+    create_only = True  # does the store honour ``If-None-Match: *`` on writes?
 
     def __init__(self, bucket: str, *, endpoint: str | None = None, region: str | None = None,
                  access_key: str | None = None, secret_key: str | None = None,
@@ -79,28 +82,20 @@ class S3Storage(Storage):
         self.region = region
         self.access_key = access_key
         self._secret_key = secret_key
-        self.is_gcs = endpoint is not None and urlsplit(endpoint).hostname == GCS_HOST
-        self._lock = threading.Lock()
-        self._client: Any = None
-        self._pid = 0
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.bucket!r}, endpoint={self.endpoint!r}, "
                 f"region={self.region!r}, access_key={self.access_key!r})")
 
-    @property
-    def client(self) -> Any:
-        """The boto3 S3 client, made on first use in each process (a client's
-        pooled connections must not be shared with a forked child)."""
-        with self._lock:
-            if self._client is None or self._pid != os.getpid():
-                self._client = self._make_client(**TIMEOUTS)
-                self._pid = os.getpid()
-            return self._client
+    def _where(self) -> str:
+        return f"bucket {self.bucket} at {self.endpoint or 'Amazon S3'}"
+
+    def _connect(self) -> Any:
+        return self._make_client(**TIMEOUTS)
 
     def _make_client(self, connect_timeout: float, read_timeout: float, attempts: int) -> Any:
         config = Config(
-            signature_version="s3" if self.is_gcs else "s3v4",
+            signature_version=self.signature_version,
             s3={"addressing_style": "path"} if self.endpoint else {},
             connect_timeout=connect_timeout, read_timeout=read_timeout,
             retries={"mode": "standard", "total_max_attempts": attempts},
@@ -110,7 +105,7 @@ class S3Storage(Storage):
                                         aws_secret_access_key=self._secret_key,
                                         region_name=self.region)
         client = session.client("s3", endpoint_url=self.endpoint, config=config)
-        if not self.is_gcs:
+        if self.create_only:
             # Writes create, never replace: S3 answers 412 if the key exists
             # by then.  (radosgw 16 honours this on a single PUT only; on a
             # multipart upload, only the check before the upload guards.)
@@ -119,80 +114,58 @@ class S3Storage(Storage):
                                             _if_none_match)
         return client
 
-    def _key(self, handle: str) -> str:
-        return check_handle(handle)[1:]
+    def _find(self, key: str) -> Obj | None:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            if _status(error) == 404:
+                return None
+            raise
+        metadata = head.get("Metadata", {})
+        return Obj(head["ContentLength"], head["LastModified"].timestamp(), head["ETag"],
+                   head["ETag"], metadata.get(SHA256), REMOVED in metadata)
 
-    def write(self, handle: str, file: BinaryIO) -> None:
-        key = self._key(handle)
-        if handle in self:
-            raise Error("Attachment already exists:", handle)
-        source, digest = _hashed(file)
+    def _put(self, key: str, source: BinaryIO, digest: Digest) -> None:
         try:
             self.client.upload_fileobj(
                 source, self.bucket, key, Config=TRANSFER,
-                ExtraArgs={"ContentType": content_type(handle_name(handle)),
-                           "Metadata": {SHA256: digest}})
+                ExtraArgs={"ContentType": content_type(handle_name(key)),
+                           "Metadata": {SHA256: digest.sha256}})
         except ClientError as error:
-            if _status(error) != 412:
-                raise
-            # Someone else's object, unless a retry of ours met our own.
-            if self._head(handle).get("Metadata", {}).get(SHA256) != digest:
-                raise Error("Attachment already exists:", handle) from None
-        finally:
-            if source is not file:
-                source.close()
-
-    def _head(self, handle: str) -> dict[str, Any]:
-        try:
-            return self.client.head_object(Bucket=self.bucket, Key=self._key(handle))
-        except ClientError as error:
-            if _status(error) == 404:
-                raise Error("Attachment does not exist:", handle) from None
+            if _status(error) == 412:
+                raise Taken() from None
             raise
 
-    def open(self, handle: str) -> BinaryIO:
-        """Reads through ranged GETs of the object as it was when opened."""
-        return self._open(handle, self._head(handle))
+    def _read(self, key: str, obj: Obj, start: int) -> Readable | None:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key, IfMatch=obj.version,
+                                          Range=f"bytes={start}-")["Body"]
+        except ClientError as error:
+            if _status(error) in (404, 412):
+                return None
+            raise
 
-    def _open(self, handle: str, head: dict[str, Any]) -> BinaryIO:
-        """Reads the object that `head` describes, or fails if it changed."""
-        key, etag = self._key(handle), head["ETag"]
+    def _bury(self, key: str, obj: Obj) -> None:
+        """Overwrites the version it found, and only that one (``If-Match``,
+        where the server honours it)."""
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=TOMBSTONE,
+                                   ContentType="text/plain", Metadata={REMOVED: "1"},
+                                   IfMatch=obj.version.strip('"'))  # radosgw: unquoted
+        except ClientError as error:
+            if _status(error) == 412:
+                raise Taken() from None
+            raise
 
-        def fetch(start: int) -> Any:
-            try:
-                return self.client.get_object(Bucket=self.bucket, Key=key, IfMatch=etag,
-                                              Range=f"bytes={start}-")["Body"]
-            except ClientError as error:
-                if _status(error) == 404:
-                    raise Error("Attachment does not exist:", handle) from None
-                if _status(error) == 412:
-                    raise Error("Attachment changed while it was read:", handle) from None
-                raise
-
-        return open_ranges(head["ContentLength"], fetch)
-
-    def stat(self, handle: str) -> Stat:
-        return _stat(self._head(handle))
-
-    def route(self, handle: str) -> AttachmentApp:
-        """One HEAD for the headers and the body: both are of one version."""
-        head = self._head(handle)
-        return self._route(handle, _stat(head), lambda: self._open(handle, head))
-
-    def remove(self, handle: str) -> None:
-        self._head(handle)  # S3 deletes a missing key without a word
-        self.client.delete_object(Bucket=self.bucket, Key=self._key(handle))
-
-    def __iter__(self) -> Iterator[str]:
+    def _list(self) -> Iterator[tuple[str, bool]]:
         """Pages through the bucket, whose keys S3 lists sorted (by UTF-8
         bytes, which is the order of code points)."""
         pages = self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, PaginationConfig={"PageSize": self.page_size})
         for page in pages:
             for item in page.get("Contents", ()):
-                handle = "/" + item["Key"]
-                if is_handle(handle):
-                    yield handle
+                yield item["Key"], (item["Size"] == len(TOMBSTONE)
+                                    and item.get("ETag") == TOMBSTONE_ETAG)
 
     def verify(self) -> None:
         """The bucket must exist and let these credentials in (HEAD bucket),
@@ -218,80 +191,32 @@ class S3Storage(Storage):
         except BotoCoreError as error:
             raise Error("Cannot reach S3 endpoint:", where).wrap("Because:", error) from None
 
-    def upload_link(self, handle: str) -> PresignedLink:
-        """A form POST straight to the bucket: the exact key, the content type
-        of the name, at most `max_size` bytes."""
-        key = self._key(handle)
-        mime = content_type(handle_name(handle))
-        conditions: list[Any] = [{"Content-Type": mime}]
-        if self.max_size is not None:
-            conditions.append(["content-length-range", 0, self.max_size])
-        post = self.client.generate_presigned_post(
-            self.bucket, key, Fields={"Content-Type": mime}, Conditions=conditions,
-            ExpiresIn=self.link_expiry)
-        fields = post["fields"]
-        if self.is_gcs:
-            fields = {("GoogleAccessId" if name == "AWSAccessKeyId" else name): value
-                      for name, value in fields.items()}
-        return PresignedLink(post["url"], fields)
+    def _upload_link(self, handle: str, size: int, md5: str | None) -> PresignedLink:
+        """A presigned PUT that signs ``If-None-Match: *`` (so it writes once),
+        the exact ``Content-Length``, the content type of the name and, if
+        given, ``Content-MD5``: S3 refuses the request if any differs."""
+        params = {"Bucket": self.bucket, "Key": self._key(handle), "IfNoneMatch": "*",
+                  "ContentLength": size, "ContentType": content_type(handle_name(handle))}
+        headers = {"If-None-Match": "*", "Content-Type": params["ContentType"]}
+        if md5 is not None:
+            params["ContentMD5"] = headers["Content-MD5"] = md5
+        url = self.client.generate_presigned_url("put_object", Params=params,
+                                                 ExpiresIn=self.link_expiry)
+        return PresignedLink(url, method="PUT", headers=headers)
 
     def download_link(self, handle: str) -> PresignedLink:
-        """A presigned GET with the ``Content-Disposition`` of `route()`.
-
-        GCS signs a V2 link over ``/BUCKET/KEY`` alone: unlike S3, its
-        canonical resource has no ``response-*`` parameters (see Google's own
-        V2 signers), so there the disposition is added after signing.
-        """
-        params = {"Bucket": self.bucket, "Key": self._key(handle)}
-        disposition = content_disposition(handle_name(handle))
-        if not self.is_gcs:
-            params["ResponseContentDisposition"] = disposition
-        url = self.client.generate_presigned_url("get_object", Params=params,
-                                                 ExpiresIn=self.link_expiry)
-        if self.is_gcs:
-            parts = urlsplit(url)
-            query = [("GoogleAccessId" if name == "AWSAccessKeyId" else name, value)
-                     for name, value in parse_qsl(parts.query, keep_blank_values=True)]
-            query.append(("response-content-disposition", disposition))
-            url = urlunsplit(parts._replace(query=urlencode(query, safe="", quote_via=quote)))
+        """A presigned GET with the ``Content-Disposition`` of `route()`."""
+        url = self.client.generate_presigned_url("get_object", Params={
+            "Bucket": self.bucket, "Key": self._key(handle),
+            "ResponseContentDisposition": content_disposition(handle_name(handle))},
+            ExpiresIn=self.link_expiry)
         return PresignedLink(url)
 
 
-def _stat(head: dict[str, Any]) -> Stat:
-    return Stat(head["ContentLength"], head["LastModified"].timestamp(), head["ETag"])
-
-
 def _if_none_match(params: dict[str, Any], **kwargs: Any) -> None:
-    params.setdefault("IfNoneMatch", "*")
+    if "IfMatch" not in params:  # a tombstone replaces the version it names
+        params.setdefault("IfNoneMatch", "*")
 
 
 def _status(error: ClientError) -> int | None:
     return error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-
-
-def _hashed(file: BinaryIO) -> tuple[BinaryIO, str]:
-    """A seekable file of the content at its start, and its SHA-256: the
-    metadata must be known before the upload starts.  A seekable file is read
-    twice (the second time from the page cache); any other is spooled to a
-    temporary file while it is hashed."""
-    digest = hashlib.sha256()
-    try:
-        seekable = bool(file.seekable())
-    except (AttributeError, OSError, ValueError):
-        seekable = False
-    if seekable:
-        start = file.tell()
-        while chunk := file.read(CHUNK_SIZE):
-            digest.update(chunk)
-        file.seek(start)
-        return file, digest.hexdigest()
-    spool = tempfile.TemporaryFile()
-    try:
-        while chunk := file.read(CHUNK_SIZE):
-            digest.update(chunk)
-            spool.write(chunk)
-        spool.seek(0)
-    except BaseException:
-        spool.close()
-        raise
-    return spool, digest.hexdigest()  # type: ignore[return-value]

@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
-from rex.core import (Error, Initialize, IntVal, MaybeVal, PathVal, Setting, StrVal, cached,
-                      get_settings)
+from urllib.parse import urlsplit
+
+from rex.core import (
+    Error,
+    Initialize,
+    IntVal,
+    MaybeVal,
+    PathVal,
+    Setting,
+    StrVal,
+    cached,
+    get_rex,
+    get_settings,
+)
 
 from .local import LocalStorage
 from .storage import Storage
@@ -107,18 +119,23 @@ def get_storage() -> Storage:
     settings = get_settings()
     links = {"max_size": settings.attach_max_size, "link_expiry": settings.attach_link_expiry}
     if settings.attach_s3_bucket is not None:
+        from .gcs_interop import GCS_HOST, GCSInteropStorage
         from .s3 import S3Storage
 
-        return S3Storage(settings.attach_s3_bucket, endpoint=settings.attach_s3_endpoint,
-                         region=settings.attach_s3_region,
-                         access_key=settings.attach_s3_access_key,
-                         secret_key=settings.attach_s3_secret_key, **links)
+        endpoint = settings.attach_s3_endpoint
+        gcs = endpoint is not None and urlsplit(endpoint).hostname == GCS_HOST
+        return (GCSInteropStorage if gcs else S3Storage)(
+            settings.attach_s3_bucket, endpoint=endpoint, region=settings.attach_s3_region,
+            access_key=settings.attach_s3_access_key, secret_key=settings.attach_s3_secret_key,
+            **links)
     if settings.attach_gcs_bucket is not None:
         from .gcs import GCSStorage
 
         return GCSStorage(settings.attach_gcs_bucket, key=settings.attach_gcs_key, **links)
     if settings.attach_dir is not None:
-        return LocalStorage(settings.attach_dir, secret=settings.attach_secret, **links)
+        package = get_rex().packages.get("rex.attach")
+        return LocalStorage(settings.attach_dir, secret=settings.attach_secret,
+                            url_prefix=(package.prefix if package else "/attach"), **links)
     raise Error("No attachment storage is configured")
 
 

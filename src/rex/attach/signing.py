@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
+from collections.abc import Mapping
+
+EXPIRES = re.compile(r"[0-9]{1,12}")  # ASCII digits only: str.isdigit() admits '²'
 
 
-def sign(secret: bytes, method: str, handle: str, expires: int) -> str:
-    """The signature of a request: method, handle and expiry time, nothing else."""
-    message = f"{method}\n{handle}\n{expires}".encode()
-    return hmac.new(secret, message, hashlib.sha256).hexdigest()
+def sign(secret: bytes, method: str, handle: str, params: Mapping[str, str]) -> str:
+    """The signature of a request: its method, handle and query parameters
+    (``expires`` and, for an upload, ``size`` and ``md5``), nothing else."""
+    message = "\n".join([method, handle, *(f"{name}={params[name]}" for name in sorted(params))])
+    return hmac.new(secret, message.encode(), hashlib.sha256).hexdigest()
 
 
-def is_valid(secret: bytes, method: str, handle: str, expires: str, signature: str) -> bool:
-    """Is the signature right for this request, and not expired?"""
-    if not expires.isdigit() or int(expires) < time.time():
+def is_valid(secret: bytes, method: str, handle: str, query: Mapping[str, str]) -> bool:
+    """Is the request's ``signature`` right for it, and not expired?"""
+    params = {name: value for name, value in query.items() if name != "signature"}
+    expires = params.get("expires", "")
+    if not EXPIRES.fullmatch(expires) or int(expires) < time.time():
         return False
-    return hmac.compare_digest(sign(secret, method, handle, int(expires)), signature)
+    return hmac.compare_digest(sign(secret, method, handle, params), query.get("signature", ""))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import tempfile
@@ -12,9 +13,9 @@ from typing import BinaryIO, NamedTuple, Union
 
 from webob import Response
 
-from rex.core import Error
+from rex.core import Error, NotFoundError, TooLargeError
 
-from .handle import handle_name, new_handle
+from .handle import check_handle, handle_name, new_handle
 from .response import AttachmentApp
 
 Content = Union[str, bytes, BinaryIO]
@@ -31,14 +32,19 @@ class Stat(NamedTuple):
 
 @dataclass(frozen=True)
 class PresignedLink:
-    """A URL (and, for uploads, form fields) that lets a client talk to the
-    store directly.  As a WSGI application it answers with its JSON."""
+    """A request that a client may send straight to the store: its method,
+    URL, form fields (a ``POST`` form, the file last) and headers (sent as
+    they are, the file as the body).  As a WSGI application it answers with
+    its JSON, for a page's script."""
 
     url: str
     fields: dict[str, str] = field(default_factory=dict)
+    method: str = "GET"
+    headers: dict[str, str] = field(default_factory=dict)
 
     def __call__(self, environ: dict, start_response: object) -> object:
-        body = json.dumps({"url": self.url, "fields": self.fields})
+        body = json.dumps({"method": self.method, "url": self.url, "fields": self.fields,
+                           "headers": self.headers})
         response = Response(body, content_type="application/json", charset="utf-8")
         response.cache_control = "no-store"
         return response(environ, start_response)
@@ -101,11 +107,34 @@ class Storage(ABC):
         return AttachmentApp(handle_name(handle), stat.st_size, stat.st_mtime, stat.etag, open,
                              sendfile=self.sendfile)
 
+    def upload_link(self, handle: str, size: int, md5: str | None = None) -> PresignedLink:
+        """A ``PUT`` of exactly `size` bytes (at most `max_size`) that stores
+        them straight into the store at a reserved handle, until the link
+        expires; with `md5` (the base64 MD5 of the content, as in
+        ``Content-MD5``) the store also refuses other content.
+
+        The link writes at most once: the store refuses it once the handle
+        holds an attachment, or held one that was removed; so this refuses a
+        handle that is taken.
+        """
+        check_handle(handle)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise Error("Expected the size of the upload in bytes, got:", repr(size))
+        if self.max_size is not None and size > self.max_size:
+            raise TooLargeError(f"An attachment may have at most {self.max_size} bytes, got:",
+                                size)
+        if md5 is not None and not _is_md5(md5):
+            raise Error("Expected a base64 MD5 digest (Content-MD5), got:", repr(md5))
+        self._check_free(handle)
+        return self._upload_link(handle, size, md5)
+
     @abstractmethod
-    def upload_link(self, handle: str) -> PresignedLink:
-        """A form POST (multipart, the file in a field named ``file`` after
-        the link's fields) that uploads straight into the store at a reserved
-        handle, within `max_size`, until the link expires."""
+    def _check_free(self, handle: str) -> None:
+        """Raises `ExistsError` if the handle holds an attachment or held one."""
+
+    @abstractmethod
+    def _upload_link(self, handle: str, size: int, md5: str | None) -> PresignedLink:
+        """The link of `upload_link()`, its arguments checked."""
 
     @abstractmethod
     def download_link(self, handle: str) -> PresignedLink:
@@ -118,11 +147,20 @@ class Storage(ABC):
         return tempfile.TemporaryFile(), None
 
     def __contains__(self, handle: object) -> bool:
+        """Is an attachment stored at this handle?  False only when it is not
+        there: an ill-formed handle or a store that fails raises."""
         try:
             self.stat(handle)  # type: ignore[arg-type]
-        except Error:
+        except NotFoundError:
             return False
         return True
+
+
+def _is_md5(value: object) -> bool:
+    try:
+        return isinstance(value, str) and len(base64.b64decode(value, validate=True)) == 16
+    except ValueError:
+        return False
 
 
 def as_file(content: Content) -> BinaryIO:

@@ -1,0 +1,289 @@
+"""What the object-store backends (S3 and GCS) share: one protocol over a
+store of named objects reached by HTTP.
+
+A backend supplies a few primitives (`_connect`, `_find`, `_put`, `_read`,
+`_bury`, `_list`); this class makes them an attachment storage:
+
+- a write is create-only: the store itself refuses a key that exists (S3
+  ``If-None-Match: *``, GCS ``ifGenerationMatch=0``); when a retried request
+  meets our own earlier write, the SHA-256 in its metadata says so and the
+  write stands;
+- a removed attachment leaves a *tombstone* at its key, a small object marked
+  ``removed`` in its metadata, so that a create-only write, and an upload
+  link that is replayed, cannot fill the handle again;
+- one lookup (`Obj`) gives both the headers and the body of a response,
+  whose reads are pinned to that version: an object removed while it is read
+  fails the read, never mixes two versions;
+- the client is made on first use in each process (its pooled connections
+  must not cross a fork) and shared by the process's threads;
+- what the library raises on a failing or unreachable store becomes
+  `UnavailableError`; "not found" is only ever an object that is not there.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+import tempfile
+import threading
+from abc import abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO, ClassVar, NamedTuple
+
+import google_crc32c
+
+from rex.core import Error, ExistsError, NotFoundError, UnavailableError
+
+from .handle import check_handle, is_handle
+from .response import AttachmentApp
+from .storage import CHUNK_SIZE, Stat, Storage
+from .stream import Readable, open_ranges
+
+# What a removed attachment's key holds from then on.
+TOMBSTONE = b"rex.attach: this attachment was removed; its handle is not used again.\n"
+REMOVED = "removed"  # the metadata key that marks a tombstone
+SHA256 = "sha256"  # the metadata key of the content's SHA-256 (hex)
+
+
+@dataclass(frozen=True)
+class Obj:
+    """One lookup of an object: what serving it needs, and the version that
+    reads of it are pinned to."""
+
+    size: int
+    mtime: float
+    etag: str  # a strong HTTP entity tag, quotes included
+    version: str  # S3: the ETag; GCS: the generation
+    sha256: str | None  # from the metadata
+    removed: bool  # a tombstone
+    crc32c: str | None = None  # base64, where the store keeps one (GCS)
+
+    def stat(self) -> Stat:
+        return Stat(self.size, self.mtime, self.etag)
+
+
+class Digest(NamedTuple):
+    """The content's checksums, known before it is sent (they go into the
+    object's metadata and the store checks the CRC32C where it can)."""
+
+    sha256: str  # hex
+    crc32c: str  # base64 of the big-endian CRC32C, as GCS has it
+    size: int
+
+
+class Taken(Exception):
+    """A create-only write found its key taken (HTTP 412 from the store)."""
+
+
+class ObjectStorage(Storage):
+    """Attachments as objects of a bucket; see the module's docstring."""
+
+    service: ClassVar[str]  # names the store in messages: "S3", "GCS"
+    failures: ClassVar[tuple[type[BaseException], ...]] = ()  # what an outage raises
+
+    def __init__(self, *, max_size: int | None = None, link_expiry: int = 3600) -> None:
+        super().__init__(max_size=max_size, link_expiry=link_expiry)
+        self._lock = threading.Lock()
+        self._client: Any = None
+        self._pid = 0
+
+    @property
+    def client(self) -> Any:
+        """The library's client, made on first use in each process."""
+        with self._lock:
+            if self._client is None or self._pid != os.getpid():
+                self._client = self._connect()
+                self._pid = os.getpid()
+            return self._client
+
+    # The primitives of a backend.
+
+    @abstractmethod
+    def _connect(self) -> Any:
+        """A new client of the store."""
+
+    @abstractmethod
+    def _find(self, key: str) -> Obj | None:
+        """The object at `key`, tombstones included, or None."""
+
+    @abstractmethod
+    def _put(self, key: str, source: BinaryIO, digest: Digest) -> None:
+        """Stores `source` (seekable, at its start) at `key` with the SHA-256
+        in its metadata, only if nothing is there (else `Taken`)."""
+
+    @abstractmethod
+    def _read(self, key: str, obj: Obj, start: int) -> Readable | None:
+        """A stream of the version `obj` from byte `start` to its end, or
+        None if that version is gone."""
+
+    @abstractmethod
+    def _bury(self, key: str, obj: Obj) -> None:
+        """Replaces the version `obj` at `key` by a tombstone, only if it is
+        still there (else `Taken`)."""
+
+    @abstractmethod
+    def _list(self) -> Iterator[tuple[str, bool]]:
+        """Every key in sorted order, and whether it may be a tombstone."""
+
+    @abstractmethod
+    def _where(self) -> str:
+        """The bucket and endpoint, for messages."""
+
+    # The storage interface, on the primitives.
+
+    @contextlib.contextmanager
+    def _outage(self) -> Iterator[None]:
+        """Turns the library's failures into `UnavailableError`."""
+        try:
+            yield
+        except Error:
+            raise
+        except self.failures as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UnavailableError(f"{self.service} storage is unavailable or failing:",
+                                   self._where()).wrap("Because:", reason) from exc
+
+    def _key(self, handle: str) -> str:
+        return check_handle(handle)[1:]
+
+    def _lookup(self, handle: str) -> Obj:
+        with self._outage():
+            obj = self._find(self._key(handle))
+        if obj is None or obj.removed:
+            raise NotFoundError("Attachment does not exist:", handle)
+        return obj
+
+    def _check_free(self, handle: str) -> None:
+        with self._outage():
+            obj = self._find(self._key(handle))
+        if obj is not None:
+            raise _taken(handle, obj)
+
+    def write(self, handle: str, file: BinaryIO) -> None:
+        """Checks first that the key is free, which spares sending what the
+        store would refuse; the create-only write closes the race."""
+        key = self._key(handle)
+        self._check_free(handle)
+        with _prepared(file) as (source, digest), self._outage():
+            try:
+                self._put(key, source, digest)
+            except Taken:
+                obj = self._find(key)
+                if obj is None or obj.removed or obj.sha256 != digest.sha256:
+                    raise _taken(handle, obj) from None
+                # else a retry of ours met what its first attempt stored
+
+    def open(self, handle: str) -> BinaryIO:
+        """Reads the version found now through ranged requests."""
+        return self._reader(handle, self._lookup(handle))
+
+    def _reader(self, handle: str, obj: Obj) -> BinaryIO:
+        key = self._key(handle)
+
+        def fetch(start: int) -> Readable:
+            with self._outage():
+                stream = self._read(key, obj, start)
+            if stream is None:
+                raise NotFoundError("Attachment was removed or replaced while it was read:", handle)
+            return _Guarded(stream, self._outage)
+
+        return open_ranges(obj.size, fetch)
+
+    def stat(self, handle: str) -> Stat:
+        return self._lookup(handle).stat()
+
+    def route(self, handle: str) -> AttachmentApp:
+        """One lookup for the headers and the body: both are of one version."""
+        obj = self._lookup(handle)
+        return self._route(handle, obj.stat(), lambda: self._reader(handle, obj))
+
+    def remove(self, handle: str) -> None:
+        """Replaces the version found now by a tombstone; a retry that meets
+        the tombstone of its own first attempt stands."""
+        key, obj = self._key(handle), self._lookup(handle)
+        with self._outage():
+            try:
+                self._bury(key, obj)
+            except Taken:
+                now = self._find(key)
+                if now is not None and not now.removed:
+                    raise NotFoundError("Attachment was replaced while it was removed:",
+                                        handle) from None
+
+    def __iter__(self) -> Iterator[str]:
+        with self._outage():
+            for key, maybe_removed in self._list():
+                if not is_handle("/" + key):
+                    continue
+                if maybe_removed:
+                    obj = self._find(key)
+                    if obj is None or obj.removed:
+                        continue
+                yield "/" + key
+
+
+def _taken(handle: str, obj: Obj | None) -> ExistsError:
+    if obj is not None and obj.removed:
+        return ExistsError("Attachment was removed; its handle cannot be used again:", handle)
+    return ExistsError("Attachment already exists:", handle)
+
+
+class _Guarded:
+    """A stream whose failures are the storage's outage."""
+
+    def __init__(self, stream: Readable, outage: Callable[[], contextlib.AbstractContextManager]
+                 ) -> None:
+        self.stream = stream
+        self.outage = outage
+
+    def read(self, size: int = -1) -> bytes:
+        with self.outage():
+            return self.stream.read(size)
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+@contextlib.contextmanager
+def _prepared(file: BinaryIO) -> Iterator[tuple[BinaryIO, Digest]]:
+    """The content as a seekable file at its start, and its digest: one pass
+    over a seekable file (read again from the page cache when sent), or a
+    copy into a temporary file of one that is not."""
+    source = _seekable(file)
+    if source is not None:
+        start = source.tell()
+        digest = _digest(source)
+        source.seek(start)
+        yield source, digest
+        return
+    with tempfile.TemporaryFile() as spool:
+        digest = _digest(file, copy=spool)
+        spool.seek(0)
+        yield spool, digest  # type: ignore[misc]
+
+
+def _seekable(file: Any) -> BinaryIO | None:
+    """The file if it can seek, or the seekable file it reads from (a form's
+    spooled upload), else None."""
+    for candidate in (file, getattr(file, "file", None)):
+        try:
+            if candidate is not None and candidate.seekable():
+                return candidate  # type: ignore[no-any-return]
+        except (AttributeError, OSError, ValueError):
+            pass
+    return None
+
+
+def _digest(source: BinaryIO, copy: BinaryIO | None = None) -> Digest:
+    """Reads to the end, copying what it reads to `copy` if given."""
+    sha256, crc32c, size = hashlib.sha256(), google_crc32c.Checksum(), 0
+    while chunk := source.read(CHUNK_SIZE):
+        sha256.update(chunk)
+        crc32c.update(chunk)
+        size += len(chunk)
+        if copy is not None:
+            copy.write(chunk)
+    return Digest(sha256.hexdigest(), base64.b64encode(crc32c.digest()).decode(), size)
