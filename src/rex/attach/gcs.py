@@ -23,6 +23,7 @@ from google.api_core import exceptions as api
 from google.auth import exceptions as auth
 from google.auth.credentials import AnonymousCredentials, Credentials, Signing
 from google.cloud import storage
+from google.cloud.storage.retry import DEFAULT_RETRY
 from google.oauth2 import service_account
 
 from rex.core import Error, UnavailableError
@@ -38,6 +39,9 @@ GOOGLE = "https://storage.googleapis.com"
 SCOPES = ("https://www.googleapis.com/auth/devstorage.read_write",)
 UPLOAD_CHUNK_SIZE = 8 << 20  # what an upload holds in memory
 TIMEOUT = (10, 60)  # seconds to connect, and to wait for each read
+# Transient failures are tried again for 20 s at most (the library's default
+# is 2 minutes, which would hold a request that long before a 503).
+RETRY = DEFAULT_RETRY.with_timeout(20)
 
 
 class GCSStorage(ObjectStorage):
@@ -55,6 +59,7 @@ class GCSStorage(ObjectStorage):
     failures = (api.GoogleAPIError, auth.GoogleAuthError, requests.RequestException)
     page_size = 1000  # objects per listing request
     verify_timeout: float = 10  # seconds `verify()` waits for each answer
+    retry = RETRY
 
     def __init__(self, bucket: str, *, key: str | None = None, max_size: int | None = None,
                  link_expiry: int = 3600, endpoint: str | None = None) -> None:
@@ -96,7 +101,7 @@ class GCSStorage(ObjectStorage):
         return self.client.bucket(self.bucket).blob(key)
 
     def _find(self, key: str) -> Obj | None:
-        blob = self.client.bucket(self.bucket).get_blob(key, timeout=TIMEOUT)
+        blob = self.client.bucket(self.bucket).get_blob(key, timeout=TIMEOUT, retry=self.retry)
         if blob is None:
             return None
         metadata = blob.metadata or {}
@@ -114,7 +119,8 @@ class GCSStorage(ObjectStorage):
         try:
             blob.upload_from_file(source, size=digest.size, content_type=content_type(name),
                                   if_generation_match=0, checksum="crc32c",
-                                  crc32c_checksum_value=digest.crc32c, timeout=TIMEOUT)
+                                  crc32c_checksum_value=digest.crc32c, timeout=TIMEOUT,
+                                  retry=self.retry)
         except api.PreconditionFailed:
             raise Taken() from None
         if blob.crc32c != digest.crc32c:  # the file changed after it was hashed
@@ -141,13 +147,15 @@ class GCSStorage(ObjectStorage):
         blob.metadata = {REMOVED: "1"}
         try:
             blob.upload_from_string(TOMBSTONE, content_type="text/plain",
-                                    if_generation_match=int(obj.version), timeout=TIMEOUT)
+                                    if_generation_match=int(obj.version), timeout=TIMEOUT,
+                                    retry=self.retry)
         except api.PreconditionFailed:
             raise Taken() from None
 
     def _list(self) -> Iterator[tuple[str, bool]]:
         """Pages through the bucket in GCS's order, which is sorted."""
         blobs = self.client.list_blobs(self.bucket, page_size=self.page_size, timeout=TIMEOUT,
+                                       retry=self.retry,
                                        fields="items(name,metadata),nextPageToken")
         for blob in blobs:
             yield blob.name, REMOVED in (blob.metadata or {})

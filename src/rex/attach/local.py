@@ -135,15 +135,16 @@ class LocalStorage(Storage):
                     os.rename(spooled, staged)
             else:
                 with self._failing(handle):
-                    out = open(os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL
-                                       | os.O_NOFOLLOW, 0o600), "wb")
-                with out:
+                    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                                 0o600)
+                try:
                     while chunk := file.read(CHUNK_SIZE):  # the source's errors are its own
                         with self._failing(handle):
-                            out.write(chunk)
+                            _write_all(fd, chunk)
                     with self._failing(handle):
-                        out.flush()
-                        os.fsync(out.fileno())
+                        os.fsync(fd)
+                finally:
+                    os.close(fd)
             with self._failing(handle):
                 _fsync_dir(staging)
                 with self._dir(dates, create=True) as fd:
@@ -345,6 +346,13 @@ def _is_dead(path: str) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Writes all of `data` (unbuffered: nothing is left to fail at close)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _exists(path: str, dir_fd: int) -> bool:
