@@ -194,7 +194,7 @@ def test_killed_writer_leaves_only_whole_attachments(storage: LocalStorage) -> N
     for handle in listed:
         with storage.open(handle) as stream:
             assert stream.read() == expected_content(handle), handle
-    storage.sweep(age=0)  # the staging directory of the killed add(), if any
+    storage.sweep()  # the killed writer's staging directory, recognised by its free lock
     assert staged(storage.path) == []
     assert list(storage) == listed
     new = storage.add("after.txt", "after the crash")
