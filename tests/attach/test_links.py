@@ -9,6 +9,7 @@ import os
 import stat
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from helpers import staged
@@ -133,3 +134,13 @@ def test_secret_is_generated_once_and_kept_private(attach_dir: Path) -> None:
     assert stat.S_IMODE(mode) == 0o600
     assert LocalStorage(str(attach_dir), secret="x" * 32).secret == b"x" * 32
     assert ".secret" not in "".join(one)  # never listed as an attachment
+
+
+def test_links_follow_where_the_application_serves_attachments(attach_dir: Path) -> None:
+    """With rex.attach as the main package, /attach is the application's root."""
+    app = Rex("rex.attach", attach_dir=str(attach_dir))
+    with app:
+        handle = get_storage().add("a.txt", "served at the root")
+        link = get_storage().download_link(handle)
+    assert link.url.startswith(quote(handle) + "?expires=")
+    assert Request.blank(link.url).get_response(app).body == b"served at the root"
