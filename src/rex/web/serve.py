@@ -1,16 +1,14 @@
-"""The ``rex`` command: ``rex serve PACKAGE [name=value ...]`` runs an
-application under gunicorn."""
+"""``rex serve PACKAGE [NAME=VALUE ...]``: an application under gunicorn."""
 
 from __future__ import annotations
 
-import argparse
-import sys
 from typing import Any
 
-import yaml
+import click
 from gunicorn.app.base import BaseApplication
 
-from rex.core import Error, Rex
+from rex.core import Rex
+from rex.core.cli import application_command
 
 
 class Server(BaseApplication):
@@ -38,43 +36,20 @@ class Server(BaseApplication):
         return self.app
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rex", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve an application over HTTP")
-    serve.add_argument("package", help="the main package, e.g. rex.attach_demo")
-    serve.add_argument("settings", nargs="*", metavar="name=value", help="a setting")
-    serve.add_argument("--settings", dest="settings_file", metavar="FILE",
-                       help="a YAML file of settings (name=value arguments win)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--workers", type=int, default=2)
-    serve.add_argument("--timeout", type=int, default=300,
-                       help="seconds a worker may spend on one request")
-    args = parser.parse_args(argv)
-
-    settings: dict[str, Any] = {}
-    if args.settings_file:
-        with open(args.settings_file, encoding="utf-8") as stream:
-            settings.update(yaml.safe_load(stream) or {})
-    for item in args.settings:
-        name, sep, value = item.partition("=")
-        if not sep:
-            parser.error(f"expected name=value, got {item!r}")
-        settings[name] = value
-    try:
-        app = Rex(args.package, **settings)
-    except Error as error:
-        print(error, file=sys.stderr)
-        return 1
+@click.command()
+@application_command
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True,
+              help="The TCP port to listen on.")
+@click.option("--workers", type=click.IntRange(1, 256), default=2, show_default=True,
+              help="Worker processes.")
+@click.option("--timeout", type=click.IntRange(1), default=300, show_default=True,
+              help="Seconds a worker may spend on one request.")
+def serve(app: Rex, host: str, port: int, workers: int, timeout: int) -> None:
+    """Serve the application of PACKAGE over HTTP (gunicorn)."""
     Server(app, {
-        "bind": f"{args.host}:{args.port}",
-        "workers": args.workers,
+        "bind": f"{host}:{port}",
+        "workers": workers,
         "worker_class": "sync",
-        "timeout": args.timeout,
+        "timeout": timeout,
     }).run()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
