@@ -80,8 +80,8 @@ def test_commands_on_postgres(postgres: sqlalchemy.Engine, attach_dir: Path) -> 
                 "$$ BEGIN RAISE EXCEPTION 'disk full'; END $$"))
             connection.execute(sqlalchemy.text(
                 "CREATE TRIGGER refuse BEFORE INSERT ON file FOR EACH ROW EXECUTE FUNCTION refuse()"))
-        with pytest.raises(sqlalchemy.exc.DBAPIError, match="disk full"):
-            post(app, code="V2", title="t", attachment=("c.txt", b"c"))
+        response = post(app, code="V2", title="t", attachment=("c.txt", b"c"))
+        assert response.status_int == 500 and "disk full" not in response.text  # a logged bug
         assert codes(postgres) == ["V1"]
         with app:
             assert len(list(get_storage())) == 1
