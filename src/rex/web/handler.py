@@ -14,7 +14,7 @@ from webob.exc import (HTTPException, HTTPForbidden, HTTPMethodNotAllowed, HTTPN
 from rex.core import Error, InsufficientStorageError, UnavailableError, WSGIHandler, get_rex
 
 from .command import Command, Endpoint, Location
-from .form import parse_form
+from .form import discard, parse_form
 
 log = logging.getLogger("rex.web")
 
@@ -62,8 +62,7 @@ class WebHandler(WSGIHandler):
             try:
                 return command.render(req, **command.parse(fields))
             finally:
-                for upload in uploads:
-                    upload.discard()
+                discard(uploads)
         for prefix, location in self.locations:
             if path == prefix or path.startswith(prefix + "/") or prefix == "":
                 self.check(location, req)

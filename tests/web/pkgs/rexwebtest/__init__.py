@@ -45,6 +45,17 @@ class TreeLocation(Location):
         return Response(f"tree:{path}")
 
 
+class NotesCmd(Command):
+    """Echoes a form's fields, urlencoded or multipart."""
+
+    path = "/notes"
+    methods = ("POST",)
+    parameters = [Parameter("a", StrVal(), default=""), Parameter("b", StrVal(), default="")]
+
+    def render(self, req, a, b):
+        return Response(f"a={a!r} b={b!r}")
+
+
 class FailCmd(Command):
     """Raises what `kind` names: typed errors, an HTTP exception, a bug."""
 
