@@ -64,6 +64,19 @@ def test_links_are_bound_to_method_handle_and_time(app: Rex) -> None:
     assert upload(app, "/attach" + handle).status_int == 401  # unsigned writes never
 
 
+@pytest.mark.parametrize("expires, signature", [
+    ("%C2%B2", "0" * 64),  # '²' passes str.isdigit() but not int()
+    ("1%E2%80%AF000", "0" * 64),
+    ("99999999999999999999", "0" * 64),
+    ("4102444800", "%C3%A9"),  # compare_digest() refuses non-ASCII str
+    ("4102444800", ""),
+])
+def test_malformed_links_are_403(app: Rex, expires: str, signature: str) -> None:
+    handle = storage(app).add("a.txt", "x")
+    url = f"/attach{handle}?expires={expires}&signature={signature}"
+    assert Request.blank(url).get_response(app).status_int == 403
+
+
 def test_upload_link_honours_max_size_and_cleans_up(app: Rex, attach_dir: Path) -> None:
     handle = storage(app).reserve("big.bin")
     assert upload(app, storage(app).upload_link(handle).url, b"x" * 1001).status_int == 413
