@@ -61,7 +61,19 @@ def test_links_are_bound_to_method_handle_and_time(app: Rex) -> None:
     expired = download.replace("expires=", "expires=1").split("&")[0] + "&" + download.split("&")[1]
     assert Request.blank(expired).get_response(app).status_int == 403
     assert Request.blank("/attach" + handle + "?signature=x").get_response(app).status_int == 403
-    assert upload(app, "/attach" + handle).status_int == 401  # unsigned writes never
+    assert upload(app, "/attach" + handle).status_int == 405  # unsigned writes never
+
+
+def test_unsigned_writes_are_405_whoever_asks(tmp_path: Path, attach_dir: Path) -> None:
+    opened = Rex("rex.attach_demo", attach_dir=str(attach_dir), db=f"sqlite:///{tmp_path}/d.db",
+                 access={"rex.attach": "authenticated"})
+    handle = storage(opened).reserve("a.txt")
+    for environ in [{"REMOTE_USER": "ann"}, {}]:
+        request = Request.blank("/attach" + handle, POST={"file": ("a.txt", b"x")}, environ=environ)
+        response = request.get_response(opened)
+        assert response.status_int == 405
+        assert response.headers["Allow"] == "GET, HEAD"
+    assert handle not in storage(opened)
 
 
 @pytest.mark.parametrize("expires, signature", [

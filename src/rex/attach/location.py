@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import BinaryIO
 
 from webob import Request, Response
-from webob.exc import HTTPConflict, HTTPCreated, HTTPForbidden, HTTPNotFound
+from webob.exc import (HTTPConflict, HTTPCreated, HTTPForbidden, HTTPMethodNotAllowed,
+                       HTTPNotFound)
 
 from rex.core import Error
 from rex.web import Location, Spool, parse_form
@@ -24,7 +25,7 @@ class AttachLocation(Location):
     local backend) needs no session instead, but must match its signature:
     method, handle and expiry, else 403.  A signed ``POST`` stores one
     multipart file at exactly its reserved handle: the only way to write
-    through HTTP.
+    through HTTP (an unsigned one is 405, whoever sends it).
     """
 
     path = "/"
@@ -33,7 +34,10 @@ class AttachLocation(Location):
     def authorize(self, req: Request) -> bool:
         if "signature" in req.GET:
             return True  # checked against the handle in render()
-        return req.method != "POST" and super().authorize(req)
+        if req.method == "POST":  # whoever asks: only a signed link writes
+            raise HTTPMethodNotAllowed("Writing an attachment needs a signed upload link.",
+                                       headers={"Allow": "GET, HEAD"})
+        return super().authorize(req)
 
     def render(self, req: Request, path: str) -> Response:
         if not is_handle(path):
