@@ -195,3 +195,18 @@ def test_conditions_come_before_ranges(storage, handle) -> None:
                 ).status_int == 304
     stale = call(storage, handle, headers={"Range": "bytes=-0", "If-Range": '"stale"'})
     assert stale.status_int == 200 and stale.body == BODY
+
+
+@pytest.mark.parametrize("name, fallback", [
+    ("отчёт.html", "download.html"),  # not ".html", a hidden file
+    ("отчёт", "download"),
+    ("отчёт.тxt", "download.xt"),
+    ("отчёт.ё", "download"),
+    ("Ｒéport №1.pdf", "Report_No1.pdf"),
+    ("._é.txt", "_e.txt"),
+])
+def test_ascii_fallback_names_are_never_empty_or_hidden(name: str, fallback: str) -> None:
+    from rex.attach.response import content_disposition
+
+    value = content_disposition(name)
+    assert value.startswith(f"attachment; filename={fallback}; filename*=UTF-8''")

@@ -13,6 +13,7 @@ RFC 9110 allows), never a 206 of only the first.
 from __future__ import annotations
 
 import mimetypes
+import os
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
@@ -35,12 +36,25 @@ def content_type(name: str) -> str:
 
 def content_disposition(name: str) -> str:
     """``attachment; filename=NAME``, with an RFC 5987 ``filename*`` when the
-    name is not ASCII (and an ASCII approximation as ``filename``)."""
+    name is not ASCII (and an ASCII approximation as ``filename``, with the
+    stem ``download`` where none of the name's stem is left: never empty,
+    never a hidden ``.ext``)."""
     if name.isascii():
         return f"attachment; filename={name}"
-    fallback = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    fallback = "".join(c if c.isalnum() or c in "._-" else "_" for c in fallback) or "_"
+    stem, ext = os.path.splitext(name)
+    stem = _ascii(stem).lstrip(".")
+    if not any(c.isalnum() for c in stem):
+        stem = "download"
+    ext = _ascii(ext)
+    fallback = stem + (ext if len(ext) > 1 else "")
     return f"attachment; filename={fallback}; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def _ascii(text: str) -> str:
+    """An ASCII approximation of a file name: accents dropped, ``_`` for
+    anything but letters, digits, ``.``, ``_`` and ``-``."""
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in text)
 
 
 def byte_range(header: str, size: int) -> str | None:
