@@ -185,3 +185,20 @@ def test_invalid_utf8_in_the_path_or_query_is_400(url: str, message: str) -> Non
     response = get(app(), url)
     assert response.status_int == 400
     assert response.text == message
+
+
+def test_redirects_keep_a_relative_location() -> None:
+    response = get(app(), "/back", headers={"Host": "evil.example"})
+    assert response.status_int == 303
+    assert response.headers["Location"] == "./hello?name=again"
+    assert b"evil" not in response.body
+    head = get(app(), "/back", method="HEAD")
+    assert head.status_int == 303 and head.body == b""
+
+
+@pytest.mark.parametrize("location", ["//evil.example/", "/\\evil.example", "/a\r\nSet-Cookie: x=1"])
+def test_redirects_refuse_what_could_leave_the_site(location: str) -> None:
+    from rex.web import redirect
+
+    with pytest.raises(ValueError, match="not a same-site URL reference"):
+        redirect(location)

@@ -7,7 +7,7 @@ from webob.exc import HTTPConflict
 
 from rex.core import (InsufficientStorageError, IntVal, NotFoundError, StrVal, TooLargeError,
                       UnavailableError)
-from rex.web import Command, Location, Parameter, Upload, render_template
+from rex.web import Command, Location, Parameter, Upload, redirect, render_template
 
 REQUIRES = ("rex.web",)
 
@@ -80,3 +80,10 @@ class FailCmd(Command):
             except OSError as exc:
                 raise InsufficientStorageError("No space left to store the note") from exc
         raise RuntimeError("a bug that knows the password hunter2")
+
+
+class BackCmd(Command):
+    path = "/back"
+
+    def render(self, req):
+        return redirect("./hello?name=again")
