@@ -107,7 +107,34 @@ def test_links_are_bound_to_method_handle_and_parameters(app: Rex) -> None:
                          ).get_response(app).status_int == 403
     assert Request.blank(download + "&extra=1").get_response(app).status_int == 403
     assert Request.blank("/attach" + handle + "?signature=x").get_response(app).status_int == 403
-    assert put(app, "/attach" + handle).status_int == 401  # unsigned writes never
+    assert put(app, "/attach" + handle).status_int == 405  # unsigned writes never
+
+
+def test_unsigned_writes_are_405_whoever_asks(tmp_path: Path, attach_dir: Path) -> None:
+    opened = Rex("rex.attach_demo", attach_dir=str(attach_dir), db=f"sqlite:///{tmp_path}/d.db",
+                 access={"rex.attach": "authenticated"})
+    handle = storage(opened).reserve("a.txt")
+    for environ in [{"REMOTE_USER": "ann"}, {}]:
+        for method in ("PUT", "POST"):
+            request = Request.blank("/attach" + handle, method=method, body=b"x",
+                                    environ=environ)
+            response = request.get_response(opened)
+            assert response.status_int == 405
+            assert "POST" not in response.headers["Allow"]
+    assert handle not in storage(opened)
+
+
+@pytest.mark.parametrize("expires, signature", [
+    ("%C2%B2", "0" * 64),  # '²' passes str.isdigit() but not int()
+    ("1%E2%80%AF000", "0" * 64),
+    ("99999999999999999999", "0" * 64),
+    ("4102444800", "%C3%A9"),  # compare_digest() refuses non-ASCII str
+    ("4102444800", ""),
+])
+def test_malformed_links_are_403(app: Rex, expires: str, signature: str) -> None:
+    handle = storage(app).add("a.txt", "x")
+    url = f"/attach{handle}?expires={expires}&signature={signature}"
+    assert Request.blank(url).get_response(app).status_int == 403
 
 
 def test_upload_link_cleans_up_what_it_refused(app: Rex, attach_dir: Path) -> None:

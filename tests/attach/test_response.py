@@ -135,3 +135,78 @@ def test_route_works_as_a_wsgi_application(storage, handle) -> None:
     started = []
     body = b"".join(app(Request.blank("/").environ, lambda status, headers: started.append(status)))
     assert started == ["200 OK"] and body == BODY
+
+
+@pytest.mark.parametrize("header", [
+    "bytes=-0",  # the last 0 bytes: nothing
+    "bytes=10240-",  # from the end
+    "bytes=99999999999999999999999999-",  # a position too long for WebOb's int()
+    "BYTES=20000-30000",
+])
+def test_ranges_asking_for_nothing_of_the_file_are_416(storage, handle, header: str) -> None:
+    response = call(storage, handle, headers={"Range": header})
+    assert response.status_int == 416
+    assert response.headers["Content-Range"] == "bytes */10240"
+
+
+@pytest.mark.parametrize("header", [
+    "bytes=0-1,5-6",  # several ranges: WebOb served the first alone as a 206
+    "bytes=0-5,3-8",  # overlapping
+    "bytes=0-1, 5-6",
+    "bytes=0-1,",
+    "bytes=5-2",  # last before first
+    "bytes=0-1junk",  # WebOb served bytes 0-1
+    "bytes=-",
+    "bytes=abc",
+    "items=0-1",
+    "bytes=٣-٥",  # digits, but not ASCII ones
+    "junk",
+])
+def test_other_ranges_are_ignored_and_the_whole_file_sent(storage, handle, header: str) -> None:
+    response = call(storage, handle, headers={"Range": header})
+    assert response.status_int == 200
+    assert "Content-Range" not in response.headers
+    assert response.body == BODY
+
+
+@pytest.mark.parametrize("header, start, stop", [
+    ("bytes=-20000", 0, 10240),  # a suffix longer than the file: all of it (WebOb said 416)
+    ("bytes=-" + "9" * 5000, 0, 10240),  # longer than int() takes
+    ("bytes=10-" + "9" * 5000, 10, 10240),
+    ("bytes=0010-0019", 10, 20),
+])
+def test_ranges_are_clamped_to_the_file(storage, handle, header: str, start: int, stop: int) -> None:
+    response = call(storage, handle, headers={"Range": header})
+    assert response.status_int == 206
+    assert response.headers["Content-Range"] == f"bytes {start}-{stop - 1}/10240"
+    assert response.body == BODY[start:stop]
+
+
+def test_a_range_of_an_empty_file_is_416(storage) -> None:
+    handle = storage.add("empty.txt", b"")
+    for header in ["bytes=0-", "bytes=-5", "bytes=-0"]:
+        response = call(storage, handle, headers={"Range": header})
+        assert response.status_int == 416 and response.headers["Content-Range"] == "bytes */0"
+
+
+def test_conditions_come_before_ranges(storage, handle) -> None:
+    etag = storage.stat(handle).etag
+    assert call(storage, handle, headers={"Range": "bytes=-0", "If-None-Match": etag}
+                ).status_int == 304
+    stale = call(storage, handle, headers={"Range": "bytes=-0", "If-Range": '"stale"'})
+    assert stale.status_int == 200 and stale.body == BODY
+
+
+@pytest.mark.parametrize("name, fallback", [
+    ("отчёт.html", "download.html"),  # not ".html", a hidden file
+    ("отчёт", "download"),
+    ("отчёт.тxt", "download.xt"),
+    ("отчёт.ё", "download"),
+    ("Ｒéport №1.pdf", "Report_No1.pdf"),
+    ("._é.txt", "_e.txt"),
+])
+def test_ascii_fallback_names_are_never_empty_or_hidden(name: str, fallback: str) -> None:
+    from rex.attach.response import content_disposition
+
+    value = content_disposition(name)
+    assert value.startswith(f"attachment; filename={fallback}; filename*=UTF-8''")

@@ -83,7 +83,7 @@ def test_attach_location(tmp_path: Path, attach_dir: Path) -> None:
     assert response.status_int == 200 and response.body == b"Fantine"
     assert Request.blank(url, method="HEAD").get_response(opened).body == b""
     assert Request.blank(url, method="PUT").get_response(opened).status_int == 405  # unsigned
-    assert Request.blank(url, method="PUT").get_response(opened).status_int == 405
+    assert Request.blank(url, method="POST").get_response(opened).status_int == 405
     assert Request.blank(url + "x").get_response(opened).status_int == 404
     assert Request.blank("/attach/../../etc/passwd").get_response(opened).status_int == 404
     assert Request.blank("/attach/2024/01/01/6f1c6ed5-3b5e-4b8e-9a53-2b2d2b6d1a2e/x.txt"

@@ -56,7 +56,7 @@ def test_commands_on_postgres(postgres: sqlalchemy.Engine, attach_dir: Path) -> 
         assert get_db().dialect.name == "postgresql"
     try:
         response = post(app, code="V1", title="Visit <1>", attachment=("Les Misérables.txt", b"Fantine"))
-        assert response.status_int == 303 and response.location == "http://localhost/"
+        assert response.status_int == 303 and response.location == "./"
         page = Request.blank("/").get_response(app)
         assert page.status_int == 200
         assert "Visit &lt;1&gt;" in page.text and 'href="download?code=V1"' in page.text
@@ -80,8 +80,8 @@ def test_commands_on_postgres(postgres: sqlalchemy.Engine, attach_dir: Path) -> 
                 "$$ BEGIN RAISE EXCEPTION 'disk full'; END $$"))
             connection.execute(sqlalchemy.text(
                 "CREATE TRIGGER refuse BEFORE INSERT ON file FOR EACH ROW EXECUTE FUNCTION refuse()"))
-        with pytest.raises(sqlalchemy.exc.DBAPIError, match="disk full"):
-            post(app, code="V2", title="t", attachment=("c.txt", b"c"))
+        response = post(app, code="V2", title="t", attachment=("c.txt", b"c"))
+        assert response.status_int == 500 and "disk full" not in response.text  # a logged bug
         assert codes(postgres) == ["V1"]
         with app:
             assert len(list(get_storage())) == 1
@@ -169,7 +169,7 @@ def test_wrong_password_stops_rex_serve(postgres: sqlalchemy.Engine, tmp_path: P
                                   f"db={url.render_as_string(hide_password=False)}")
     assert process.returncode != 0
     assert process.stderr.startswith(
-        f"Cannot connect to database:\n    postgresql+psycopg://rex:***@127.0.0.1:{url.port}/rex\n")
+        f"rex: Cannot connect to database:\n    postgresql+psycopg://rex:***@127.0.0.1:{url.port}/rex\n")
     assert "password authentication failed" in process.stderr
     for password in (wrong_password, PG_PASSWORD):
         assert password not in process.stderr + process.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import sys
 
@@ -58,7 +59,10 @@ def test_access_needs_the_permission_of_the_package() -> None:
     assert get(closed, "/hello?name=a").status_int == 401
     assert get(closed, "/hello?name=a", environ={"REMOTE_USER": "ann"}).status_int == 200
     nobody = app(rexwebtest="nobody")
-    assert get(nobody, "/hello?name=a", environ={"REMOTE_USER": "ann"}).status_int == 401
+    assert get(nobody, "/hello?name=a").status_int == 401  # signing in might help
+    signed_in = get(nobody, "/hello?name=a", environ={"REMOTE_USER": "ann"})
+    assert signed_in.status_int == 403  # it did not
+    assert "WWW-Authenticate" not in signed_in.headers
     assert get(nobody, "/open").text == "open"  # the command's own access
 
 
@@ -126,3 +130,75 @@ def test_multipart_body_is_read_to_its_content_length_only(cut: int) -> None:
         assert response.status_int == 200
         assert response.body == b"n:a.bin:%d:" % len(payload) + payload
     assert server_input.read() == b"GET /next HTTP/1.1\r\n"
+
+
+@pytest.mark.parametrize("kind, status", [
+    ("notfound", 404), ("toolarge", 413), ("conflict", 409), ("unavailable", 503), ("full", 507),
+])
+def test_errors_answer_their_own_status(kind: str, status: int) -> None:
+    response = get(app(), f"/fail?kind={kind}")
+    assert response.status_int == status
+    if kind == "notfound":
+        assert response.text == "No such note:\n    n1\n"
+
+
+def test_a_bug_is_a_bare_500_logged_with_its_traceback(caplog) -> None:
+    caplog.set_level(logging.INFO, logger="rex.web")
+    response = get(app(), "/fail?kind=bug", headers={"Accept": "text/html"})
+    assert response.status_int == 500
+    assert response.text == "Internal Server Error\n"  # nothing of the bug
+    [record] = [r for r in caplog.records if r.name == "rex.web"]
+    assert record.levelno == logging.ERROR
+    assert record.getMessage() == "GET /fail: unexpected RuntimeError"
+    assert record.exc_info[1].args == ("a bug that knows the password hunter2",)
+
+
+@pytest.mark.parametrize("kind, level, cause", [
+    ("unavailable", logging.WARNING, "the notes server refused"),
+    ("full", logging.ERROR, "No space left on device"),
+])
+def test_outages_and_full_stores_are_logged_with_their_cause(caplog, kind, level, cause) -> None:
+    caplog.set_level(logging.INFO, logger="rex.web")
+    response = get(app(), f"/fail?kind={kind}")
+    assert response.status_int in (503, 507)
+    assert cause not in response.text  # the cause is for the operator
+    [record] = [r for r in caplog.records if r.name == "rex.web"]
+    assert record.levelno == level
+    assert cause in caplog.text  # the traceback of the cause
+    assert record.exc_info[1].__cause__.strerror == cause
+
+
+def test_client_errors_are_not_logged(caplog) -> None:
+    caplog.set_level(logging.DEBUG, logger="rex.web")
+    for url in ["/fail?kind=notfound", "/fail?kind=conflict", "/hello?name=a+b", "/nowhere"]:
+        assert 400 <= get(app(), url).status_int < 500
+    assert [r for r in caplog.records if r.name == "rex.web"] == []
+
+
+@pytest.mark.parametrize("url, message", [
+    ("/%ff", "Expected a URL path in UTF-8, got:\n    /%FF\n"),
+    ("/hello%C3", "Expected a URL path in UTF-8, got:\n    /hello%C3\n"),
+    ("/hello?name=%ff", "Expected a query string in UTF-8, got:\n    name=%ff\n"),
+    ("/tree/x?%ff=1", "Expected a query string in UTF-8, got:\n    %ff=1\n"),
+])
+def test_invalid_utf8_in_the_path_or_query_is_400(url: str, message: str) -> None:
+    response = get(app(), url)
+    assert response.status_int == 400
+    assert response.text == message
+
+
+def test_redirects_keep_a_relative_location() -> None:
+    response = get(app(), "/back", headers={"Host": "evil.example"})
+    assert response.status_int == 303
+    assert response.headers["Location"] == "./hello?name=again"
+    assert b"evil" not in response.body
+    head = get(app(), "/back", method="HEAD")
+    assert head.status_int == 303 and head.body == b""
+
+
+@pytest.mark.parametrize("location", ["//evil.example/", "/\\evil.example", "/a\r\nSet-Cookie: x=1"])
+def test_redirects_refuse_what_could_leave_the_site(location: str) -> None:
+    from rex.web import redirect
+
+    with pytest.raises(ValueError, match="not a same-site URL reference"):
+        redirect(location)

@@ -9,10 +9,10 @@ import hashlib
 from typing import BinaryIO
 
 from webob import Request, Response
-from webob.exc import HTTPCreated, HTTPForbidden, HTTPMethodNotAllowed, HTTPNotFound
+from webob.exc import HTTPForbidden, HTTPMethodNotAllowed, HTTPNotFound
 
 from rex.core import Error, InsufficientStorageError
-from rex.web import Location, Spool, Upload
+from rex.web import Location, Spool, Upload, redirect
 
 from .handle import handle_name, is_handle
 from .settings import get_storage
@@ -28,29 +28,34 @@ class AttachLocation(Location):
     local backend) needs no session instead, but must match its signature:
     method, handle and every query parameter, else 403.  A signed ``PUT``
     stores its body, of exactly the link's ``size`` (and ``md5``), at
-    exactly its reserved handle, once: the only way to write through HTTP.
+    exactly its reserved handle, once: the only way to write through HTTP (an
+    unsigned one is 405, whoever sends it).
     """
 
     path = "/"
     methods = ("GET", "HEAD", "PUT")
 
     def authorize(self, req: Request) -> bool:
-        return "signature" in req.GET or super().authorize(req)  # a signature: see render()
+        if "signature" in req.GET:
+            return True  # checked against the handle in render()
+        if req.method == "PUT":  # whoever asks: only a signed link writes
+            raise HTTPMethodNotAllowed("Writing an attachment needs a signed upload link.",
+                                       headers={"Allow": "GET, HEAD"})
+        return super().authorize(req)
 
     def render(self, req: Request, path: str) -> Response:
         if not is_handle(path):
             raise HTTPNotFound()
         storage = get_storage()
-        if "signature" in req.GET:
+        query = dict(req.GET)
+        if "signature" in query:
             method = "GET" if req.method == "HEAD" else req.method
             is_signed = getattr(storage, "is_signed", None)
-            if is_signed is None or not is_signed(method, path, dict(req.GET)):
+            if (len(query) != len(req.GET) or is_signed is None
+                    or not is_signed(method, path, query)):
                 raise HTTPForbidden("The link is invalid or expired.")
-        elif req.method == "PUT":
-            raise HTTPMethodNotAllowed("Writes need a signed upload link.",
-                                       headers={"Allow": "GET, HEAD"})
         if req.method == "PUT":
-            return self.store(req, path, int(req.GET["size"]), req.GET.get("md5"))
+            return self.store(req, path, int(query["size"]), query.get("md5"))
         return storage.route(path)(req)
 
     def store(self, req: Request, handle: str, size: int, md5: str | None) -> Response:
@@ -83,7 +88,7 @@ class AttachLocation(Location):
             get_storage().write(handle, upload)
         finally:
             upload.discard()
-        return HTTPCreated(location=req.path_url)
+        return redirect(req.path, status=201)  # the path alone: never the Host header
 
 
 class AttachSpool(Spool):

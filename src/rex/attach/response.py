@@ -4,12 +4,17 @@ WebOb's conditional responses do the careful HTTP work (single byte ranges
 with 206/416, ``If-None-Match``/``If-Modified-Since`` with 304, ``If-Range``,
 ``HEAD``); this module supplies the headers and a body that streams from any
 backend, and hands a real file to the server's ``wsgi.file_wrapper``
-(``sendfile``) when the whole file is sent.
+(``sendfile``) when the whole file is sent.  It reads the ``Range`` header
+itself, strictly, and hands WebOb only one byte range it acts on correctly:
+several ranges or an invalid header are ignored (200 with the whole file, as
+RFC 9110 allows), never a 206 of only the first.
 """
 
 from __future__ import annotations
 
 import mimetypes
+import os
+import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from email.utils import formatdate
@@ -19,6 +24,8 @@ from urllib.parse import quote
 from webob import Request, Response
 
 BLOCK_SIZE = 1 << 20
+RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)", re.IGNORECASE)  # one range (RFC 9110 14.1.1)
+HUGE = 10**18  # any position of more digits is past the end of any file
 
 
 def content_type(name: str) -> str:
@@ -29,12 +36,51 @@ def content_type(name: str) -> str:
 
 def content_disposition(name: str) -> str:
     """``attachment; filename=NAME``, with an RFC 5987 ``filename*`` when the
-    name is not ASCII (and an ASCII approximation as ``filename``)."""
+    name is not ASCII (and an ASCII approximation as ``filename``, with the
+    stem ``download`` where none of the name's stem is left: never empty,
+    never a hidden ``.ext``)."""
     if name.isascii():
         return f"attachment; filename={name}"
-    fallback = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    fallback = "".join(c if c.isalnum() or c in "._-" else "_" for c in fallback) or "_"
+    stem, ext = os.path.splitext(name)
+    stem = _ascii(stem).lstrip(".")
+    if not any(c.isalnum() for c in stem):
+        stem = "download"
+    ext = _ascii(ext)
+    fallback = stem + (ext if len(ext) > 1 else "")
     return f"attachment; filename={fallback}; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def _ascii(text: str) -> str:
+    """An ASCII approximation of a file name: accents dropped, ``_`` for
+    anything but letters, digits, ``.``, ``_`` and ``-``."""
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in text)
+
+
+def byte_range(header: str, size: int) -> str | None:
+    """The ``Range`` header WebOb is to act on for a file of `size` bytes:
+    one byte range, clamped to the file, or ``bytes=SIZE-`` when the request
+    asks for nothing of it (``bytes=-0``), which WebOb answers 416; None to
+    ignore the header (several ranges, last before first, anything invalid).
+    """
+    match = RANGE.fullmatch(header.strip())
+    if not match or match.groups() == ("", ""):
+        return None
+    first, last = (_position(group) for group in match.groups())
+    if first is None:  # a suffix: the last `last` bytes, all of a shorter file
+        return f"bytes=-{min(last, size)}" if last and size else f"bytes={size}-"
+    if last is None:
+        return f"bytes={first}-"
+    return f"bytes={first}-{last}" if first <= last else None
+
+
+def _position(digits: str) -> int | None:
+    """A position of a range, None if absent; `int()` is not given thousands
+    of digits, which it refuses."""
+    if not digits:
+        return None
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 18 else HUGE
 
 
 class AttachmentApp:
@@ -66,9 +112,10 @@ class AttachmentApp:
         ]
         body: Iterable[bytes] = Body(self.open, self.size)
         wrapper = req.environ.get("wsgi.file_wrapper")
-        if self.sendfile and wrapper is not None and req.method == "GET" and req.range is None:
+        ranged = byte_range(req.environ.get("HTTP_RANGE", ""), self.size) is not None
+        if self.sendfile and wrapper is not None and req.method == "GET" and not ranged:
             body = wrapper(self.open(), BLOCK_SIZE)
-        return Response(headerlist=headers, app_iter=body, conditional_response=True)
+        return _RangeResponse(headerlist=headers, app_iter=body, conditional_response=True)
 
     def __call__(self, *args: Any) -> Any:
         if len(args) == 1:
@@ -78,6 +125,21 @@ class AttachmentApp:
 
     def __repr__(self) -> str:
         return f"<AttachmentApp {self.name!r} {self.size} bytes>"
+
+
+class _RangeResponse(Response):
+    """A conditional response that gives WebOb's range handling only what
+    `byte_range()` makes of the request's ``Range``: WebOb reads the first
+    of several ranges as if it were all that was asked, ``bytes=-0`` as the
+    whole file, and fails on a position of thousands of digits."""
+
+    def conditional_response_app(self, environ: dict, start_response: Callable) -> Any:
+        if "HTTP_RANGE" in environ:
+            environ = dict(environ)
+            header = byte_range(environ.pop("HTTP_RANGE"), self.content_length or 0)
+            if header is not None:
+                environ["HTTP_RANGE"] = header
+        return super().conditional_response_app(environ, start_response)
 
 
 class Body:

@@ -8,7 +8,7 @@ import re
 import time
 from collections.abc import Mapping
 
-EXPIRES = re.compile(r"[0-9]{1,12}")  # ASCII digits only: str.isdigit() admits '²'
+EXPIRES = re.compile(r"[0-9]{1,12}")  # ASCII digits only: str.isdigit() accepts '²'
 
 
 def sign(secret: bytes, method: str, handle: str, params: Mapping[str, str]) -> str:
@@ -19,9 +19,13 @@ def sign(secret: bytes, method: str, handle: str, params: Mapping[str, str]) -> 
 
 
 def is_valid(secret: bytes, method: str, handle: str, query: Mapping[str, str]) -> bool:
-    """Is the request's ``signature`` right for it, and not expired?"""
+    """Is the request's ``signature`` right for it, and not expired?  Any
+    string may come from a URL: a malformed one is invalid, never an error."""
     params = {name: value for name, value in query.items() if name != "signature"}
     expires = params.get("expires", "")
     if not EXPIRES.fullmatch(expires) or int(expires) < time.time():
         return False
-    return hmac.compare_digest(sign(secret, method, handle, params), query.get("signature", ""))
+    expected = sign(secret, method, handle, params).encode()
+    # Bytes: compare_digest() refuses str with non-ASCII characters.
+    return hmac.compare_digest(expected, query.get("signature", "").encode("utf-8",
+                                                                           "surrogatepass"))

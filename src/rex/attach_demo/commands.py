@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy import exc, insert, select
 from webob import Request, Response
-from webob.exc import HTTPNotFound, HTTPSeeOther
+from webob.exc import HTTPNotFound
 
 from rex.attach import Attachment, AttachmentVal, download, get_storage, upload
 from rex.core import Error, StrVal
 from rex.db import get_db
-from rex.web import Command, Parameter, render_template
+from rex.web import Command, Parameter, redirect, render_template
 
 from .database import file_table
 
@@ -51,7 +51,7 @@ class UploadCmd(Command):
             if isinstance(failure, exc.IntegrityError) and self.exists(code):
                 raise Error("A file with this code already exists:", code) from None
             raise
-        return HTTPSeeOther(location=req.application_url + "/")
+        return redirect("./")  # relative: never the Host header a client sent
 
     @staticmethod
     def exists(code: str) -> bool:
