@@ -25,6 +25,8 @@ from rex.attach import get_storage
 from rex.core import Rex
 from rex.db import get_db
 
+pytestmark = pytest.mark.postgres
+
 
 @pytest.fixture
 def postgres(tmp_path: Path) -> Iterator[sqlalchemy.Engine]:
