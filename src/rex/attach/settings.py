@@ -55,6 +55,7 @@ class AttachS3SecretKeySetting(Setting):
     name = "attach_s3_secret_key"
     validate = MaybeVal(StrVal(r"\S+"))
     default = None
+    secret = True
 
 
 class AttachGCSBucketSetting(Setting):
@@ -96,6 +97,7 @@ class AttachSecretSetting(Setting):
     name = "attach_secret"
     validate = MaybeVal(StrVal(r"\S{16,}"))
     default = None
+    secret = True
 
 
 BACKENDS = ("attach_dir", "attach_gcs_bucket", "attach_s3_bucket")

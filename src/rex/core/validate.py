@@ -14,7 +14,19 @@ from typing import Any
 
 import yaml
 
-from .error import Error
+from .error import Error, mask_passwords
+
+SHOWN_LENGTH = 200  # characters of a rejected value that an error shows at most
+
+
+def shown(value: Any) -> str:
+    """A rejected value as an error shows it: its `repr`, without any URL
+    password (hidden before the cut, so that no part of one is left), cut
+    to `SHOWN_LENGTH` characters: a 400 answer need not echo a megabyte."""
+    text = mask_passwords(repr(value))
+    if len(text) > SHOWN_LENGTH:
+        text = text[:SHOWN_LENGTH] + "..."
+    return text
 
 
 class Validate:
@@ -31,7 +43,7 @@ class Validate:
         return ()
 
     def _fail(self, expected: str, value: Any, payload: Any = None) -> Error:
-        return Error(expected, payload).wrap("Got:", repr(value))
+        return Error(expected, payload).wrap("Got:", shown(value))
 
 
 class AnyVal(Validate):
