@@ -1,6 +1,7 @@
 """The demo on a real PostgreSQL, chosen by the `db` URL alone: in-process
 (where an application that goes away must close its connections), under
-`rex serve` (gunicorn, 2 forked workers), and with a wrong password."""
+`rex serve` (gunicorn, 2 forked workers), with a wrong password and with a
+server that is gone."""
 
 from __future__ import annotations
 
@@ -187,3 +188,38 @@ def test_file_table_holds_sizes_over_2_gib(postgres: sqlalchemy.Engine, attach_d
         connection.execute(sqlalchemy.insert(file_table).values(
             code="BIG", title="big", handle="/2026/01/01/x/big.bin", size=3 << 30))
         assert connection.scalar(sqlalchemy.select(file_table.c.size)) == 3 << 30
+
+
+def test_a_stopped_database_is_503_without_its_password(tmp_path: Path, attach_dir: Path) -> None:
+    """PostgreSQL goes away after the application was built: every page that
+    needs it answers 503 (an outage, not a fault of the request or a missing
+    thing), naming the database without its password; nothing is stored."""
+    with start_postgres(tmp_path) as url:
+        app = Rex("rex.attach_demo", attach_dir=str(attach_dir), db=url)
+        assert Request.blank("/").get_response(app).status_int == 200
+        # A connection the server drops is replaced unnoticed (pre-ping).
+        admin = sqlalchemy.create_engine(url, poolclass=sqlalchemy.NullPool)
+        with admin.connect() as connection:
+            killed = connection.scalars(sqlalchemy.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE pid <> pg_backend_pid() AND datname = current_database() "
+                "AND backend_type = 'client backend'")).all()
+        assert killed == [True]
+        assert Request.blank("/").get_response(app).status_int == 200
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+        for request in [Request.blank("/", headers={"Accept": "text/html"}),
+                        Request.blank("/download?code=V1"),
+                        Request.blank("/upload", POST={"code": "V1", "title": "t",
+                                                       "attachment": ("a.txt", b"a")})]:
+            response = request.get_response(app)
+            assert response.status_int == 503, request.path
+            assert response.headers["Retry-After"] == "5"
+            assert "The database is unavailable:" in response.text
+            assert shown in response.text
+            assert PG_PASSWORD not in response.text
+        with app:
+            assert list(get_storage()) == []
+    finally:
+        with app:
+            get_db().dispose()

@@ -8,9 +8,9 @@ import weakref
 from typing import Any
 
 import sqlalchemy
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine, ExceptionContext, make_url
 
-from rex.core import Error, Initialize, Setting, StrVal, cached, get_settings
+from rex.core import Initialize, Setting, StrVal, UnavailableError, cached, get_settings
 
 REQUIRES = ()
 
@@ -38,7 +38,13 @@ class DbSetting(Setting):
 
 @cached
 def get_db() -> Engine:
-    """The application's engine (one connection pool per application)."""
+    """The application's engine (one connection pool per application).
+
+    A failure to reach or use the database (a refused or dropped connection,
+    a locked or unreadable SQLite file) raises `UnavailableError` (503),
+    chained from the driver's error; other errors (a bad statement, a
+    violated constraint) stay SQLAlchemy's.
+    """
     url = make_url(get_settings().db)
     if url.get_backend_name() == "sqlite":
         engine = sqlalchemy.create_engine(url, connect_args={"timeout": 30})
@@ -50,12 +56,51 @@ def get_db() -> Engine:
             connection.execute("PRAGMA foreign_keys=ON")
     else:
         engine = sqlalchemy.create_engine(url, pool_pre_ping=True)
+    sqlalchemy.event.listen(engine, "handle_error", functools.partial(
+        _raise_unavailable, url.render_as_string(hide_password=True)))
     # A forked server worker must open its own connections, not reuse the
     # parent's (SQLAlchemy's advice for multiprocessing).  The hook lives as
     # long as the process, so it holds the engine weakly: an application that
     # is gone must not keep its pool, and its open connections, alive.
     os.register_at_fork(after_in_child=functools.partial(_forget_pool, weakref.ref(engine)))
     return engine
+
+
+# SQLSTATE classes of PostgreSQL errors that say the server cannot serve now:
+# connection exception, insufficient resources, operator intervention
+# (shutdown, cancel), system error.
+_OUTAGE_SQLSTATE_CLASSES = ("08", "53", "57", "58")
+
+
+def _is_outage(context: ExceptionContext) -> bool:
+    """Does this error say that the database cannot be reached or cannot work
+    now, rather than that the statement is wrong?"""
+    error, original = context.sqlalchemy_exception, context.original_exception
+    if context.is_pre_ping or not isinstance(error, sqlalchemy.exc.DBAPIError):
+        # A failed pre-ping makes the pool reconnect, which must go on;
+        # KeyboardInterrupt and SQLAlchemy's own errors are no outage.
+        return False
+    if context.dialect.name == "sqlite":
+        # Embedded: no connection to lose.  SQLITE_ERROR is a bad statement
+        # ("no such table"); others (BUSY, CANTOPEN, IOERR, FULL...) are outages.
+        name = getattr(original, "sqlite_errorname", None)
+        return (isinstance(error, sqlalchemy.exc.OperationalError)
+                and name is not None and name != "SQLITE_ERROR")
+    if context.is_disconnect or isinstance(error, sqlalchemy.exc.InterfaceError):
+        return True
+    if isinstance(error, sqlalchemy.exc.OperationalError):
+        sqlstate = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+        # No SQLSTATE: the client failed to connect or lost the server.
+        return sqlstate is None or sqlstate[:2] in _OUTAGE_SQLSTATE_CLASSES
+    return False
+
+
+def _raise_unavailable(shown_url: str, context: ExceptionContext) -> None:
+    """The engine's ``handle_error`` hook: an outage becomes `UnavailableError`
+    (SQLAlchemy chains it from the driver's error), naming the database by
+    `shown_url`, its URL without the password."""
+    if _is_outage(context):
+        raise UnavailableError("The database is unavailable:", shown_url)
 
 
 def _forget_pool(engine_ref: weakref.ref[Engine]) -> None:
@@ -74,8 +119,18 @@ class CheckDb(Initialize):
             with get_db().connect() as connection:
                 connection.execute(sqlalchemy.text("SELECT 1"))
         except Exception as exc:
-            raise Error("Cannot connect to database:", url.render_as_string(hide_password=True)
-                        ).wrap("Reason:", str(exc).splitlines()[0]) from None
+            raise UnavailableError("Cannot connect to database:",
+                                   url.render_as_string(hide_password=True)
+                                   ).wrap("Reason:", _reason(exc)) from None
 
 
-__all__ = ["get_db", "DbSetting"]
+def _reason(exc: BaseException) -> str:
+    """The first line of the error at the root of `exc`'s chain: the driver's
+    own words ("password authentication failed ...")."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    lines = str(exc).splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+__all__ = ["DbSetting", "get_db"]
