@@ -41,12 +41,21 @@ class UploadCmd(Command):
         if self.exists(code):
             raise Error("A file with this code already exists:", code)
         handle = upload(attachment)
+        inserted = False  # the INSERT went through: only COMMIT is left
         try:
             with get_db().begin() as connection:
                 connection.execute(insert(file_table).values(
                     code=code, title=title.strip(), handle=handle,
                     size=get_storage().stat(handle).st_size))
+                inserted = True
         except BaseException as failure:
+            if inserted:
+                # COMMIT failed, or its answer was lost: the row may be there
+                # and must not point at a removed file.  An orphan file (which
+                # a sweep of unreferenced attachments may remove later) is the
+                # safe failure.
+                raise
+            # No COMMIT was sent: the row is certainly not there.
             get_storage().remove(handle)
             if isinstance(failure, exc.IntegrityError) and self.exists(code):
                 raise Error("A file with this code already exists:", code) from None
