@@ -8,7 +8,7 @@ import weakref
 from typing import Any
 
 import sqlalchemy
-from sqlalchemy.engine import Engine, ExceptionContext, make_url
+from sqlalchemy.engine import URL, Engine, ExceptionContext, make_url
 
 from rex.core import Initialize, Setting, StrVal, UnavailableError, cached, get_settings
 
@@ -47,6 +47,7 @@ def get_db() -> Engine:
     """
     url = make_url(get_settings().db)
     if url.get_backend_name() == "sqlite":
+        _make_sqlite_directory(url)
         engine = sqlalchemy.create_engine(url, connect_args={"timeout": 30})
 
         @sqlalchemy.event.listens_for(engine, "connect")
@@ -64,6 +65,16 @@ def get_db() -> Engine:
     # is gone must not keep its pool, and its open connections, alive.
     os.register_at_fork(after_in_child=functools.partial(_forget_pool, weakref.ref(engine)))
     return engine
+
+
+def _make_sqlite_directory(url: URL) -> None:
+    """Creates the missing parent directory of an SQLite database file (the
+    default ``{cwd}/sandbox/db.sqlite`` in a fresh directory), readable by
+    its owner only; SQLite creates the file, not the directory."""
+    database = url.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        directory = os.path.dirname(os.path.abspath(database))
+        os.makedirs(directory, mode=0o700, exist_ok=True)
 
 
 # SQLSTATE classes of PostgreSQL errors that say the server cannot serve now:
