@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import os
+import sqlite3
+import time
 import weakref
 from typing import Any
 
@@ -13,6 +15,8 @@ from sqlalchemy.engine import URL, Engine, ExceptionContext, make_url
 from rex.core import Initialize, Setting, StrVal, UnavailableError, cached, get_settings
 
 REQUIRES = ()
+
+SQLITE_TIMEOUT = 30  # seconds an SQLite connection waits for another's lock
 
 
 class DbVal(StrVal):
@@ -48,12 +52,11 @@ def get_db() -> Engine:
     url = make_url(get_settings().db)
     if url.get_backend_name() == "sqlite":
         _make_sqlite_directory(url)
-        engine = sqlalchemy.create_engine(url, connect_args={"timeout": 30})
+        engine = sqlalchemy.create_engine(url, connect_args={"timeout": SQLITE_TIMEOUT})
 
         @sqlalchemy.event.listens_for(engine, "connect")
-        def _on_connect(connection: Any, record: Any) -> None:
-            # WAL lets the server's processes read while one of them writes.
-            connection.execute("PRAGMA journal_mode=WAL")
+        def _on_connect(connection: sqlite3.Connection, record: Any) -> None:
+            _use_wal(connection)
             connection.execute("PRAGMA foreign_keys=ON")
     else:
         engine = sqlalchemy.create_engine(url, pool_pre_ping=True)
@@ -65,6 +68,26 @@ def get_db() -> Engine:
     # is gone must not keep its pool, and its open connections, alive.
     os.register_at_fork(after_in_child=functools.partial(_forget_pool, weakref.ref(engine)))
     return engine
+
+
+def _use_wal(connection: sqlite3.Connection) -> None:
+    """Puts the SQLite database in WAL mode, which lets the server's
+    processes read while one of them writes (the mode stays in the file).
+
+    Connections that switch a new database at the same moment deadlock, and
+    SQLite fails one of them at once instead of waiting (SQLITE_BUSY): that
+    one tries again, within the busy timeout, until the other is done.
+    """
+    deadline = time.monotonic() + SQLITE_TIMEOUT
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            busy = (error.sqlite_errorname or "").startswith("SQLITE_BUSY")
+            if not busy or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _make_sqlite_directory(url: URL) -> None:
@@ -121,6 +144,31 @@ def _forget_pool(engine_ref: weakref.ref[Engine]) -> None:
         engine.dispose(close=False)
 
 
+def create_tables(metadata: sqlalchemy.MetaData) -> None:
+    """Creates the tables of `metadata` that are missing, even while other
+    processes (applications starting together on a new database) do the same.
+
+    ``create_all`` checks, then creates: another process may create a table
+    in between, and the ``CREATE TABLE`` then fails ("already exists", or on
+    PostgreSQL a unique violation in its catalog).  Such an error is taken
+    back once every table is found there; else the creation is tried again
+    (each retry follows some other process's progress, so there are at most
+    as many as tables).
+    """
+    engine = get_db()
+    for attempt in range(len(metadata.tables) + 1):
+        try:
+            metadata.create_all(engine)
+            return
+        except sqlalchemy.exc.DBAPIError:
+            inspector = sqlalchemy.inspect(engine)
+            if all(inspector.has_table(table.name, schema=table.schema)
+                   for table in metadata.tables.values()):
+                return
+            if attempt == len(metadata.tables):
+                raise
+
+
 class CheckDb(Initialize):
     """The database must be reachable."""
 
@@ -144,4 +192,4 @@ def _reason(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-__all__ = ["DbSetting", "get_db"]
+__all__ = ["DbSetting", "create_tables", "get_db"]
