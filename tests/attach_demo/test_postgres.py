@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 import sqlalchemy
-from attach_demo.test_commands import post
+from attach_demo.test_commands import assert_lengths_are_bounded, post
 from attach_demo.test_serve import (MiB, TIMEOUT, assert_nothing_listens, rows, run_rex_serve,
                                     stored_files, upload)
 from helpers import HOST, PG_PASSWORD, serve, start_postgres
@@ -191,6 +191,18 @@ def test_file_table_holds_sizes_over_2_gib(postgres: sqlalchemy.Engine, attach_d
         connection.execute(sqlalchemy.insert(file_table).values(
             code="BIG", title="big", handle="/2026/01/01/x/big.bin", size=3 << 30))
         assert connection.scalar(sqlalchemy.select(file_table.c.size)) == 3 << 30
+
+
+def test_code_and_title_lengths_are_bounded_on_postgres(postgres: sqlalchemy.Engine,
+                                                        attach_dir: Path) -> None:
+    """A code longer than its column is a 400, not PostgreSQL's refusal (500)."""
+    app = Rex("rex.attach_demo", attach_dir=str(attach_dir), db=db_url(postgres))
+    try:
+        assert_lengths_are_bounded(app)
+        assert codes(postgres) == ["c" * 64]
+    finally:
+        with app:
+            get_db().dispose()
 
 
 class CommitCutter:

@@ -72,6 +72,8 @@ def test_validators_accept_and_normalize(validate, value, expected) -> None:
     (SeqVal(IntVal()), [1, "x"], "Expected an integer\nGot:\n    'x'\nWhile validating sequence item\n    #2"),
     (MapVal(), [1], "Expected a mapping\nGot:\n    [1]"),
     (PathVal(), "", "Expected a non-empty path\nGot:\n    ''"),
+    (StrVal(r"\w+", 3), "abcd", "Expected a string no longer than:\n    3 characters\nGot:\n    'abcd'"),
+    (StrVal(r"\w+", 3), "a b", "Expected a string matching:\n    /\\w+/\nGot:\n    'a b'"),
     (StrVal(r"\w+"), "postgresql://u:pass/w0rd@h/x",
      "Expected a string matching:\n    /\\w+/\nGot:\n    'postgresql://u:***@h/x'"),
     (StrVal(r"\d+"), "x" * 5000, "Expected a string matching:\n    /\\d+/\nGot:\n    '" + "x" * 199 + "..."),
@@ -88,6 +90,7 @@ def test_path_val_expands_cwd() -> None:
 
 def test_validators_have_readable_reprs() -> None:
     assert repr(StrVal(r"\w+")) == "StrVal('\\\\w+')"
+    assert repr(StrVal(r"\w+", 64)) == "StrVal('\\\\w+', 64)"
     assert repr(MaybeVal(IntVal(0, 10))) == "MaybeVal(IntVal(0, 10))"
     assert repr(MapVal(StrVal(), BoolVal())) == "MapVal(StrVal(), BoolVal())"
     assert repr(SeqVal(ChoiceVal("a", "b"))) == "SeqVal(ChoiceVal('a', 'b'))"

@@ -13,6 +13,12 @@ from rex.web import Command, Parameter, render_template
 
 from .database import file_table
 
+# A code is a word no longer than its column: PostgreSQL refuses a longer
+# one, SQLite would store it; both must answer 400 alike.
+CODE = StrVal(r"\w+", max_length=file_table.c.code.type.length)
+TITLE_LENGTH = 1000  # characters
+TITLE = StrVal(r"(?s).*\S.*", max_length=TITLE_LENGTH)
+
 
 class IndexCmd(Command):
     """The list of stored files and the upload form."""
@@ -22,7 +28,8 @@ class IndexCmd(Command):
     def render(self, req: Request) -> Response:
         with get_db().connect() as connection:
             rows = connection.execute(select(file_table).order_by(file_table.c.code)).all()
-        page = render_template("rex.attach_demo:index.html", files=rows)
+        page = render_template("rex.attach_demo:index.html", files=rows,
+                               code_length=CODE.max_length, title_length=TITLE_LENGTH)
         return Response(page, content_type="text/html", charset="utf-8")
 
 
@@ -32,8 +39,8 @@ class UploadCmd(Command):
     path = "/upload"
     methods = ("POST",)
     parameters = [
-        Parameter("code", StrVal(r"\w+")),
-        Parameter("title", StrVal(r"(?s).*\S.*")),
+        Parameter("code", CODE),
+        Parameter("title", TITLE),
         Parameter("attachment", AttachmentVal()),
     ]
 
@@ -73,7 +80,7 @@ class DownloadCmd(Command):
     """The file stored under a code, or 404."""
 
     path = "/download"
-    parameters = [Parameter("code", StrVal(r"\w+"))]
+    parameters = [Parameter("code", CODE)]
 
     def render(self, req: Request, code: str) -> Response:
         with get_db().connect() as connection:

@@ -54,13 +54,18 @@ class AnyVal(Validate):
 
 
 class StrVal(Validate):
-    """A string, optionally matching a regular expression in full."""
+    """A string, optionally no longer than `max_length` characters (checked
+    first, so that a huge value costs no regular expression) and matching a
+    regular expression in full."""
 
-    def __init__(self, pattern: str | None = None) -> None:
+    def __init__(self, pattern: str | None = None, max_length: int | None = None) -> None:
         self.pattern = pattern
+        self.max_length = max_length
         self._regex = re.compile(pattern) if pattern is not None else None
 
     def _args(self) -> tuple:
+        if self.max_length is not None:
+            return (self.pattern, self.max_length)
         return (self.pattern,) if self.pattern is not None else ()
 
     def __call__(self, value: Any) -> str:
@@ -73,6 +78,9 @@ class StrVal(Validate):
             raise self._fail("Expected a string", value)
         if "\0" in value:
             raise self._fail("Expected a string without NUL characters", value)
+        if self.max_length is not None and len(value) > self.max_length:
+            raise self._fail("Expected a string no longer than:", value,
+                             f"{self.max_length} characters")
         if self._regex is not None and not self._regex.fullmatch(value):
             raise self._fail("Expected a string matching:", value, f"/{self.pattern}/")
         return value
