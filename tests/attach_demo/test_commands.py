@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -113,3 +116,21 @@ def assert_lengths_are_bounded(app: Rex) -> None:
 def codes(engine: sqlalchemy.Engine) -> list[str]:
     with engine.connect() as connection:
         return list(connection.scalars(sqlalchemy.text("SELECT code FROM file ORDER BY code")))
+
+
+def test_page_forbids_foreign_content_framing_and_sniffing(demo: Rex) -> None:
+    page = Request.blank("/").get_response(demo)
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    policy = dict(directive.strip().split(" ", 1)
+                  for directive in page.headers["Content-Security-Policy"].split(";"))
+    assert policy["default-src"] == "'self'"
+    assert policy["script-src"] == "'none'"  # the page needs none
+    assert policy["frame-ancestors"] == "'none'"
+    assert policy["form-action"] == "'self'"
+    assert policy["base-uri"] == "'none'"
+    # The page's one inline stylesheet is allowed by its hash, nothing else
+    # inline is ('unsafe-inline' would allow any injected style).
+    (style,) = re.findall(r"<style>(.*?)</style>", page.text, re.S)
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    assert policy["style-src"] == f"'sha256-{digest}'"
