@@ -6,11 +6,13 @@ import os
 import stat
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import pytest
 from webob import Request
 
 from rex.attach import LocalStorage, get_storage
+from rex.attach.signing import sign
 from rex.core import Rex
 
 
@@ -50,7 +52,7 @@ def test_download_link_needs_no_session(app: Rex) -> None:
     assert head.status_int == 200 and head.body == b""
 
 
-def test_links_are_bound_to_method_handle_and_time(app: Rex) -> None:
+def test_links_are_bound_to_method_handle_and_signature(app: Rex) -> None:
     handle = storage(app).add("a.txt", "x")
     download = storage(app).download_link(handle).url
     upload_url = storage(app).upload_link(storage(app).reserve("b.txt")).url
@@ -58,10 +60,31 @@ def test_links_are_bound_to_method_handle_and_time(app: Rex) -> None:
     assert Request.blank(upload_url).get_response(app).status_int == 403  # and the reverse
     assert Request.blank(download[:-1] + ("0" if download[-1] != "0" else "1")
                          ).get_response(app).status_int == 403
-    expired = download.replace("expires=", "expires=1").split("&")[0] + "&" + download.split("&")[1]
-    assert Request.blank(expired).get_response(app).status_int == 403
+    # A later expiry time written into the link: the signature no longer fits.
+    tampered = download.replace("expires=", "expires=1")
+    assert Request.blank(tampered).get_response(app).status_int == 403
     assert Request.blank("/attach" + handle + "?signature=x").get_response(app).status_int == 403
     assert upload(app, "/attach" + handle).status_int == 401  # unsigned writes never
+
+
+def signed_url(app: Rex, method: str, handle: str, expires: int) -> str:
+    """A link as `download_link()` makes it, but expiring at `expires`,
+    signed with the storage's own secret."""
+    signature = sign(storage(app).secret, method, handle, expires)
+    return f"/attach{quote(handle)}?" + urlencode({"expires": expires, "signature": signature})
+
+
+def test_expired_links_are_refused(app: Rex) -> None:
+    """Links with a right signature: good until their time, refused after."""
+    handle = storage(app).add("a.txt", "x")
+    now = int(time.time())
+    assert Request.blank(signed_url(app, "GET", handle, now + 60)).get_response(app).body == b"x"
+    for expires in (now - 1, now - 3600):
+        assert Request.blank(signed_url(app, "GET", handle, expires)).get_response(app).status_int == 403
+    reserved = storage(app).reserve("b.txt")
+    assert upload(app, signed_url(app, "POST", reserved, now - 1)).status_int == 403
+    assert reserved not in storage(app)
+    assert upload(app, signed_url(app, "POST", reserved, now + 60)).status_int == 201
 
 
 def test_upload_link_honours_max_size_and_cleans_up(app: Rex, attach_dir: Path) -> None:
@@ -72,11 +95,13 @@ def test_upload_link_honours_max_size_and_cleans_up(app: Rex, attach_dir: Path) 
 
 
 def test_link_expiry_setting(tmp_path: Path, attach_dir: Path) -> None:
-    app = Rex("rex.attach", attach_dir=str(attach_dir), attach_link_expiry=1)
+    app = Rex("rex.attach", attach_dir=str(attach_dir), attach_link_expiry=7)
     handle = storage(app).add("a.txt", "x")
+    before = int(time.time())
     url = storage(app).download_link(handle).url
-    expires = int(url.split("expires=")[1].split("&")[0])
-    assert 0 < expires - time.time() <= 1
+    after = int(time.time())
+    expires = int(parse_qs(urlsplit(url).query)["expires"][0])
+    assert before + 7 <= expires <= after + 7
 
 
 def test_secret_is_generated_once_and_kept_private(attach_dir: Path) -> None:
