@@ -20,9 +20,11 @@ from rex.attach import Storage, get_storage  # noqa: E402
 from rex.core import Rex  # noqa: E402
 
 STARTERS = {"gcs": start_gcs, "local": start_local, "s3": start_s3}
+MARKS = {"gcs": pytest.mark.gcs, "s3": pytest.mark.s3}  # so that -m "not s3" skips its server
 
 
-@pytest.fixture(scope="session", params=sorted(STARTERS))
+@pytest.fixture(scope="session",
+                params=[pytest.param(name, marks=MARKS.get(name, ())) for name in sorted(STARTERS)])
 def backend(request, tmp_path_factory) -> Iterator[Backend]:
     backend = STARTERS[request.param](tmp_path_factory.mktemp(request.param))
     saved = {name: os.environ.get(name) for name in backend.env}

@@ -313,6 +313,7 @@ def test_upload_link_cannot_choose_the_served_type(storage, base_url: str, backe
         assert call(storage, handle).headers["Content-Type"] == "text/plain; charset=UTF-8"
 
 
+@pytest.mark.slow
 def test_links_expire(storage, base_url: str, backend) -> None:
     handle = storage.add("a.txt", "soon gone")
     reserved = storage.reserve("b.txt")

@@ -27,6 +27,8 @@ from rex.attach import get_storage
 from rex.attach.gcs import EMULATOR, GCSStorage
 from rex.core import Error, NotFoundError, Rex
 
+pytestmark = pytest.mark.gcs
+
 BODY = os.urandom(100_000)
 UUID = "6f1c6ed5-3b5e-4b8e-9a53-2b2d2b6d1a2e"
 

@@ -9,13 +9,14 @@ import os
 import stat
 import time
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import pytest
 from helpers import staged
 from webob import Request
 
 from rex.attach import LocalStorage, get_storage
+from rex.attach.signing import sign
 from rex.core import ExistsError, Rex, TooLargeError
 
 
@@ -106,6 +107,9 @@ def test_links_are_bound_to_method_handle_and_parameters(app: Rex) -> None:
     assert Request.blank(download[:-1] + ("0" if download[-1] != "0" else "1")
                          ).get_response(app).status_int == 403
     assert Request.blank(download + "&extra=1").get_response(app).status_int == 403
+    # A later expiry time written into the link: the signature no longer fits.
+    tampered = download.replace("expires=", "expires=1")
+    assert Request.blank(tampered).get_response(app).status_int == 403
     assert Request.blank("/attach" + handle + "?signature=x").get_response(app).status_int == 403
     assert put(app, "/attach" + handle).status_int == 405  # unsigned writes never
 
@@ -137,6 +141,27 @@ def test_malformed_links_are_403(app: Rex, expires: str, signature: str) -> None
     assert Request.blank(url).get_response(app).status_int == 403
 
 
+def signed_url(app: Rex, method: str, handle: str, expires: int, **params: str) -> str:
+    """A link as `download_link()` makes it, but expiring at `expires`,
+    signed with the storage's own secret."""
+    params = {"expires": str(expires), **params}
+    params["signature"] = sign(storage(app).secret, method, handle, params)
+    return f"/attach{quote(handle)}?" + urlencode(params)
+
+
+def test_expired_links_are_refused(app: Rex) -> None:
+    """Links with a right signature: good until their time, refused after."""
+    handle = storage(app).add("a.txt", "x")
+    now = int(time.time())
+    assert Request.blank(signed_url(app, "GET", handle, now + 60)).get_response(app).body == b"x"
+    for expires in (now - 1, now - 3600):
+        assert Request.blank(signed_url(app, "GET", handle, expires)).get_response(app).status_int == 403
+    reserved = storage(app).reserve("b.txt")
+    assert put(app, signed_url(app, "PUT", reserved, now - 1, size="4")).status_int == 403
+    assert reserved not in storage(app)
+    assert put(app, signed_url(app, "PUT", reserved, now + 60, size="4")).status_int == 201
+
+
 def test_upload_link_cleans_up_what_it_refused(app: Rex, attach_dir: Path) -> None:
     handle = storage(app).reserve("big.bin")
     link = storage(app).upload_link(handle, 10, md5(b"0123456789"))
@@ -146,11 +171,13 @@ def test_upload_link_cleans_up_what_it_refused(app: Rex, attach_dir: Path) -> No
 
 
 def test_link_expiry_setting(tmp_path: Path, attach_dir: Path) -> None:
-    app = Rex("rex.attach", attach_dir=str(attach_dir), attach_link_expiry=1)
+    app = Rex("rex.attach", attach_dir=str(attach_dir), attach_link_expiry=7)
     handle = storage(app).add("a.txt", "x")
+    before = int(time.time())
     url = storage(app).download_link(handle).url
-    expires = int(url.split("expires=")[1].split("&")[0])
-    assert 0 < expires - time.time() <= 1
+    after = int(time.time())
+    expires = int(parse_qs(urlsplit(url).query)["expires"][0])
+    assert before + 7 <= expires <= after + 7
 
 
 def test_secret_is_generated_once_and_kept_private(attach_dir: Path) -> None:

@@ -162,14 +162,34 @@ def test_crash_between_write_and_rename_leaves_nothing_visible(storage: LocalSto
 
 
 WRITER = textwrap.dedent("""
-    import hashlib, sys
+    import hashlib, io, sys
     from rex.attach import LocalStorage
+
     storage = LocalStorage(sys.argv[1])
+    stop_number, stop_offset = int(sys.argv[2]), int(sys.argv[3])
+
+    def wait_for_kill():
+        print("stopped", flush=True)
+        sys.stdin.read()  # never returns: the test kills this process
+
+    class Stopping(io.BytesIO):
+        # Content that stops being read, for the kill, after stop_offset bytes.
+        def read(self, size=-1):
+            left = stop_offset - self.tell()
+            if left == 0:
+                wait_for_kill()
+            return super().read(left if size < 0 else min(size, left))
+
     for i in range(1000):
-        block = hashlib.sha256(str(i).encode()).digest() * 32768  # 1 MiB
-        handle = storage.add(f"{i}.bin", block * 4)
+        content = hashlib.sha256(str(i).encode()).digest() * 32768 * 4  # 4 MiB
+        if i == stop_number and stop_offset >= 0:
+            storage.add(f"{i}.bin", Stopping(content))  # never returns: killed in there
+        handle = storage.add(f"{i}.bin", content)
+        if i == stop_number:
+            wait_for_kill()  # stored, not reported
         print(handle, flush=True)
 """)
+ATTACHMENT_SIZE = 4 << 20
 
 
 def expected_content(handle: str) -> bytes:
@@ -177,20 +197,38 @@ def expected_content(handle: str) -> bytes:
     return hashlib.sha256(number.encode()).digest() * 32768 * 4
 
 
-def test_killed_writer_leaves_only_whole_attachments(storage: LocalStorage) -> None:
+# Where the writer is killed: in attachment NUMBER after OFFSET bytes of it,
+# or (OFFSET -1) once it is stored but before the writer reports it.  Drawn
+# once, from a fixed seed: the same points on every run.
+_rng = random.Random(20240611)
+KILL_POINTS = [(_rng.randrange(1, 6), _rng.randrange(1, ATTACHMENT_SIZE)),
+               (_rng.randrange(1, 6), -1)]
+
+
+@pytest.mark.parametrize("number, offset", KILL_POINTS, ids=["while-writing", "once-stored"])
+def test_killed_writer_leaves_only_whole_attachments(storage: LocalStorage, number: int,
+                                                     offset: int) -> None:
     """A writer killed with SIGKILL in the middle of its work: every
     attachment it reported is there, whole; nothing half-written is listed;
     the storage takes new attachments."""
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, storage.path],
-                              stdout=subprocess.PIPE, text=True)
-    reported = [writer.stdout.readline().strip() for _ in range(5)]  # type: ignore[union-attr]
-    time.sleep(random.uniform(0.005, 0.05))
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, storage.path, str(number), str(offset)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    reported = []
+    for line in writer.stdout:  # type: ignore[union-attr]
+        if line == "stopped\n":
+            break
+        reported.append(line.strip())
+    else:
+        raise AssertionError(f"the writer exited before its kill point: {writer.wait()}")
     writer.send_signal(signal.SIGKILL)
-    rest, _ = writer.communicate()
-    reported += rest.split()
+    writer.communicate()
+    assert len(reported) == number
     listed = list(storage)
-    assert set(reported) <= set(listed)
-    assert len(listed) - len(reported) <= 1  # the one being renamed when killed, at most
+    if offset >= 0:
+        assert sorted(listed) == sorted(reported)
+        assert os.listdir(storage.tmp) != []  # the killed add()'s staging
+    else:
+        assert set(reported) < set(listed) and len(listed) == number + 1
     for handle in listed:
         with storage.open(handle) as stream:
             assert stream.read() == expected_content(handle), handle

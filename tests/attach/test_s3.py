@@ -25,6 +25,8 @@ from rex.attach import get_storage
 from rex.attach.s3 import S3Storage
 from rex.core import Error, NotFoundError, Rex
 
+pytestmark = pytest.mark.s3
+
 MiB = 1 << 20
 TEST_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"  # not a real key
 
@@ -131,6 +133,7 @@ def dropping_endpoint() -> Iterator[str]:
     ("silent", "Read timeout on endpoint URL: "),
     ("dropping", "Connect timeout on endpoint URL: "),
 ])
+@pytest.mark.slow
 def test_unreachable_endpoint_fails_fast(request: pytest.FixtureRequest, tmp_path: Path,
                                          kind: str, because: str) -> None:
     endpoint = (f"http://127.0.0.1:{free_port()}" if kind == "closed"

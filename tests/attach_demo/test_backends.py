@@ -111,7 +111,11 @@ BACKENDS: dict[str, Callable[[Path], contextlib.AbstractContextManager[Callable[
 }
 
 
-@pytest.fixture(scope="module", params=sorted(BACKENDS))
+MARKS = {"gcs": pytest.mark.gcs, "s3": pytest.mark.s3}  # so that -m "not s3" skips its server
+
+
+@pytest.fixture(scope="module",
+                params=[pytest.param(name, marks=MARKS.get(name, ())) for name in sorted(BACKENDS)])
 def new_store(request: pytest.FixtureRequest,
               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], Store]]:
     with BACKENDS[request.param](tmp_path_factory.mktemp(request.param)) as new_store:

@@ -20,6 +20,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
+pytestmark = pytest.mark.browser
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 WAIT = 30  # seconds, for any page or download
@@ -126,6 +128,9 @@ def test_upload_list_and_download_in_chromium(tmp_path: Path) -> None:
         driver.get(url + "/")
         assert driver.title == "Attachments"
         assert driver.find_element(By.ID, "empty").text == "No files yet."
+        # The page's Content-Security-Policy lets its own inline stylesheet
+        # apply (by its hash): the body has the width the stylesheet gives it.
+        assert driver.execute_script("return getComputedStyle(document.body).maxWidth") == "768px"
 
         submit_upload(driver, "LM1862", "Les Misérables, tome I", document)
         WebDriverWait(driver, WAIT).until(

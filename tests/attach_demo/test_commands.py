@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from pathlib import Path
 
 import sqlalchemy
@@ -77,3 +80,57 @@ def test_page_works_without_any_file(demo: Rex) -> None:
     assert 'id="empty"' in page.text
     assert 'enctype="multipart/form-data"' in page.text
     assert "http" not in page.text.split("<body>")[1]  # no resource from elsewhere
+
+
+def test_code_and_title_lengths_are_bounded(demo: Rex) -> None:
+    """A code fits its column (64 characters) and a title 1,000 characters:
+    longer ones are a 400 that says so, and store nothing, on SQLite too
+    (which would store any length)."""
+    assert_lengths_are_bounded(demo)
+    with demo:
+        assert codes(get_db()) == ["c" * 64]
+
+
+def assert_lengths_are_bounded(app: Rex) -> None:
+    """Shared with the PostgreSQL tests."""
+    assert post(app, code="c" * 64, title="t" * 1000, attachment=("a.txt", b"a")).status_int == 303
+    with app:
+        before = list(get_storage())
+    for fields, message in [
+        ({"code": "c" * 65, "title": "t"}, "Expected a string no longer than:\n    64 characters"),
+        ({"code": "c" * 5000, "title": "t"}, "Expected a string no longer than:\n    64 characters"),
+        ({"code": "V2", "title": "t" * 1001}, "Expected a string no longer than:\n    1000 characters"),
+    ]:
+        response = post(app, **fields, attachment=("b.txt", b"b"))
+        assert response.status_int == 400, fields
+        assert message in response.text
+        assert len(response.text) < 1000  # the value is not echoed whole
+    response = Request.blank("/download?code=" + "c" * 65).get_response(app)
+    assert response.status_int == 400
+    assert "Expected a string no longer than:\n    64 characters" in response.text
+    assert Request.blank("/download?code=" + "c" * 64).get_response(app).body == b"a"
+    with app:
+        assert list(get_storage()) == before
+
+
+def codes(engine: sqlalchemy.Engine) -> list[str]:
+    with engine.connect() as connection:
+        return list(connection.scalars(sqlalchemy.text("SELECT code FROM file ORDER BY code")))
+
+
+def test_page_forbids_foreign_content_framing_and_sniffing(demo: Rex) -> None:
+    page = Request.blank("/").get_response(demo)
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    policy = dict(directive.strip().split(" ", 1)
+                  for directive in page.headers["Content-Security-Policy"].split(";"))
+    assert policy["default-src"] == "'self'"
+    assert policy["script-src"] == "'none'"  # the page needs none
+    assert policy["frame-ancestors"] == "'none'"
+    assert policy["form-action"] == "'self'"
+    assert policy["base-uri"] == "'none'"
+    # The page's one inline stylesheet is allowed by its hash, nothing else
+    # inline is ('unsafe-inline' would allow any injected style).
+    (style,) = re.findall(r"<style>(.*?)</style>", page.text, re.S)
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    assert policy["style-src"] == f"'sha256-{digest}'"

@@ -19,9 +19,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
+import pytest
 import requests
 from attach_demo.test_serve import MiB, rows, stored_files, upload
 from helpers import RssSampler, ServerURL, serve, staged, worker_pids
+
+pytestmark = pytest.mark.slow
 
 CHUNKS = 256  # of 1 MiB
 SIZE = CHUNKS * MiB

@@ -1,11 +1,15 @@
 """The demo on a real PostgreSQL, chosen by the `db` URL alone: in-process
 (where an application that goes away must close its connections), under
-`rex serve` (gunicorn, 2 forked workers), and with a wrong password."""
+`rex serve` (gunicorn, 2 forked workers), with a wrong password, with a
+COMMIT whose answer is lost and with a server that is gone."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,16 +18,18 @@ from pathlib import Path
 import pytest
 import requests
 import sqlalchemy
-from attach_demo.test_commands import post
+from attach_demo.test_commands import assert_lengths_are_bounded, post
 from attach_demo.test_serve import (MiB, TIMEOUT, assert_nothing_listens, rows, run_rex_serve,
                                     stored_files, upload)
-from helpers import PG_PASSWORD, serve, staged, start_postgres
+from helpers import HOST, PG_PASSWORD, serve, staged, start_postgres
 from sqlalchemy.engine import make_url
 from webob import Request
 
 from rex.attach import get_storage
 from rex.core import Rex
 from rex.db import get_db
+
+pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
@@ -185,3 +191,164 @@ def test_file_table_holds_sizes_over_2_gib(postgres: sqlalchemy.Engine, attach_d
         connection.execute(sqlalchemy.insert(file_table).values(
             code="BIG", title="big", handle="/2026/01/01/x/big.bin", size=3 << 30))
         assert connection.scalar(sqlalchemy.select(file_table.c.size)) == 3 << 30
+
+
+def test_code_and_title_lengths_are_bounded_on_postgres(postgres: sqlalchemy.Engine,
+                                                        attach_dir: Path) -> None:
+    """A code longer than its column is a 400, not PostgreSQL's refusal (500)."""
+    app = Rex("rex.attach_demo", attach_dir=str(attach_dir), db=db_url(postgres))
+    try:
+        assert_lengths_are_bounded(app)
+        assert codes(postgres) == ["c" * 64]
+    finally:
+        with app:
+            get_db().dispose()
+
+
+class CommitCutter:
+    """A TCP proxy in front of PostgreSQL that, once `arm()`ed, cuts the next
+    connection that sends ``COMMIT``, as a network failure would:
+
+    - ``lost_answer=True``: the COMMIT reaches the server, the proxy waits for
+      the server's answer (so the row is committed) and drops it, closing the
+      client's connection instead;
+    - ``lost_answer=False``: the COMMIT itself is dropped, both connections
+      closed (so the server rolls back).
+
+    Either way the client sees its connection die during COMMIT and cannot
+    tell which happened.  The client sends COMMIT alone, after the answer to
+    its previous statement, so one read holds the whole message.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.listener = socket.create_server((HOST, 0))
+        self.address = self.listener.getsockname()
+        self.lost_answer = True
+        self._armed = threading.Event()
+        self.cut = threading.Event()  # set once a connection was cut
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def arm(self, *, lost_answer: bool) -> None:
+        self.lost_answer = lost_answer
+        self._armed.set()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = self.listener.accept()
+                server = socket.create_connection((HOST, self.port))
+                self._sockets += [client, server]
+                cutting = threading.Event()  # this connection's COMMIT was let through
+                threading.Thread(target=self._to_server, args=(client, server, cutting),
+                                 daemon=True).start()
+                threading.Thread(target=self._to_client, args=(server, client, cutting),
+                                 daemon=True).start()
+
+    def _to_server(self, client: socket.socket, server: socket.socket,
+                   cutting: threading.Event) -> None:
+        with contextlib.suppress(OSError):
+            while data := client.recv(65536):
+                if self._armed.is_set() and b"COMMIT\0" in data:
+                    self._armed.clear()
+                    if not self.lost_answer:
+                        self._close(client, server)
+                        return
+                    cutting.set()  # before the COMMIT leaves: its answer must not pass
+                server.sendall(data)
+
+    def _to_client(self, server: socket.socket, client: socket.socket,
+                   cutting: threading.Event) -> None:
+        answer = b""
+        with contextlib.suppress(OSError):
+            while data := server.recv(65536):
+                if not cutting.is_set():
+                    client.sendall(data)
+                    continue
+                answer += data
+                # CommandComplete "COMMIT", then ReadyForQuery: committed.
+                if b"COMMIT\0" in answer and b"Z\0\0\0\x05" in answer:
+                    self._close(client, server)
+                    return
+
+    def _close(self, *sockets: socket.socket) -> None:
+        self.cut.set()  # before the client can see its connection closed
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def close(self) -> None:
+        self.listener.close()
+        for sock in self._sockets:
+            sock.close()
+
+
+@pytest.mark.parametrize("lost_answer", [True, False], ids=["committed", "rolled-back"])
+def test_an_upload_whose_commit_fails_keeps_its_file(postgres: sqlalchemy.Engine,
+                                                     attach_dir: Path, lost_answer: bool) -> None:
+    """The connection dies during COMMIT: the application cannot know whether
+    the row was committed, so it must not remove the file the row may point
+    at.  When PostgreSQL did commit, the row and its file are both there and
+    the download works; when it did not, the file is an orphan (the safe
+    failure, for a later sweep).  The client hears 503."""
+    cutter = CommitCutter(postgres.url.port)
+    url = postgres.url.set(host=cutter.address[0], port=cutter.address[1])
+    app = Rex("rex.attach_demo", attach_dir=str(attach_dir),
+              db=url.render_as_string(hide_password=False))
+    try:
+        cutter.arm(lost_answer=lost_answer)
+        response = post(app, code="V1", title="Visit 1", attachment=("a.txt", b"kept"))
+        assert cutter.cut.is_set()
+        assert response.status_int == 503
+        assert "The database is unavailable:" in response.text
+        assert PG_PASSWORD not in response.text
+        with app:
+            (handle,) = list(get_storage())
+            assert get_storage().open(handle).read() == b"kept"
+        if lost_answer:
+            assert codes(postgres) == ["V1"]
+            download = Request.blank("/download?code=V1").get_response(app)
+            assert download.status_int == 200 and download.body == b"kept"
+        else:
+            assert codes(postgres) == []
+    finally:
+        with app:
+            get_db().dispose()
+        cutter.close()
+
+
+def test_a_stopped_database_is_503_without_its_password(tmp_path: Path, attach_dir: Path) -> None:
+    """PostgreSQL goes away after the application was built: every page that
+    needs it answers 503 (an outage, not a fault of the request or a missing
+    thing), naming the database without its password; nothing is stored."""
+    with start_postgres(tmp_path) as url:
+        app = Rex("rex.attach_demo", attach_dir=str(attach_dir), db=url)
+        assert Request.blank("/").get_response(app).status_int == 200
+        # A connection the server drops is replaced unnoticed (pre-ping).
+        admin = sqlalchemy.create_engine(url, poolclass=sqlalchemy.NullPool)
+        with admin.connect() as connection:
+            killed = connection.scalars(sqlalchemy.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE pid <> pg_backend_pid() AND datname = current_database() "
+                "AND backend_type = 'client backend'")).all()
+        assert killed == [True]
+        assert Request.blank("/").get_response(app).status_int == 200
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+        for request in [Request.blank("/", headers={"Accept": "text/html"}),
+                        Request.blank("/download?code=V1"),
+                        Request.blank("/upload", POST={"code": "V1", "title": "t",
+                                                       "attachment": ("a.txt", b"a")})]:
+            response = request.get_response(app)
+            assert response.status_int == 503, request.path
+            assert response.headers["Retry-After"] == "5"
+            assert "The database is unavailable:" in response.text
+            assert shown in response.text
+            assert PG_PASSWORD not in response.text
+        with app:
+            assert list(get_storage()) == []
+    finally:
+        with app:
+            get_db().dispose()

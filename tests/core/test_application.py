@@ -135,5 +135,40 @@ def test_application_is_a_wsgi_application() -> None:
 
 
 def test_repr_hides_secrets() -> None:
-    app = Rex("rex.core")
-    assert repr(app) == "Rex('rex.core')"
+    app = Rex("rexcoretest", test_name="x", test_token="T0ken_kept_private")
+    assert app.settings.test_token == "T0ken_kept_private"
+    assert repr(app) == "Rex('rexcoretest', test_name='x', test_token='***')"
+    assert "T0ken_kept_private" not in str(app)
+
+
+def test_a_rejected_secret_is_never_shown() -> None:
+    with pytest.raises(Error) as info:
+        Rex("rexcoretest", test_name="x", test_token="T0ken kept private")
+    assert str(info.value) == (
+        "Expected a string matching:\n    /\\w{8,}/\nGot:\n    '***'\n"
+        "While validating setting:\n    test_token\nDeclared in:\n    parameters\n"
+        "While initializing RexDB application:\n    rexcoretest\n"
+        "With parameters:\n    test_name: 'x'\n    test_token: '***'")
+
+
+@pytest.mark.parametrize("name, value", [
+    ("attach_s3_secret_key", "Sekr1t with spaces"),
+    ("attach_s3_secret_key", ["Sekr1t-in-a-list"]),
+    ("attach_secret", "Sekr1t-short"),
+])
+def test_a_rejected_attach_secret_is_never_shown(tmp_path, name: str, value) -> None:
+    with pytest.raises(Error) as info:
+        Rex("rex.attach", attach_dir=str(tmp_path), **{name: value})
+    assert f"While validating setting:\n    {name}\n" in str(info.value)
+    assert "Got:\n    '***'\n" in str(info.value)
+    assert "sekr1t" not in str(info.value).lower()
+
+
+def test_a_database_password_is_never_shown() -> None:
+    for db in ["postgresql://u:hunter2secret@127.0.0.1:port/x",  # refused by make_url()
+               "postgresql+psycopg://u:hunter2secret@127.0.0.1:99999/x",  # by the driver
+               "postgresql+psycopg://u:hunter2secret/with/slashes@127.0.0.1:99999/x"]:
+        with pytest.raises(Error) as info:
+            Rex("rex.db", db=db)
+        assert "u:***@127.0.0.1:" in str(info.value)
+        assert "hunter2" not in str(info.value) and "slashes" not in str(info.value), db

@@ -29,6 +29,15 @@ def test_error_answers_400_with_its_text_escaped_for_browsers() -> None:
     assert "&lt;script&gt;" in html.text and "<script>" not in html.text
 
 
+def test_error_text_never_shows_a_url_password() -> None:
+    error = Error("Cannot use:", "db=postgresql+psycopg://rex:p4ss w/o@rd@db.example/rex?x=1")
+    error.wrap("With:", "['sqlite:////tmp/a:b.sqlite', 'mailto:ann@example.org']")  # no password
+    error.wrap("Or:", "('https://ann:pw@example.org', 'bob@example.org')")
+    assert str(error) == ("Cannot use:\n    db=postgresql+psycopg://rex:***@db.example/rex?x=1\n"
+                          "With:\n    ['sqlite:////tmp/a:b.sqlite', 'mailto:ann@example.org']\n"
+                          "Or:\n    ('https://ann:***@example.org', 'bob@example.org')")
+
+
 @pytest.mark.parametrize("validate, value, expected", [
     (StrVal(), "x", "x"),
     (StrVal(r"\w+"), "abc_1", "abc_1"),
@@ -63,6 +72,11 @@ def test_validators_accept_and_normalize(validate, value, expected) -> None:
     (SeqVal(IntVal()), [1, "x"], "Expected an integer\nGot:\n    'x'\nWhile validating sequence item\n    #2"),
     (MapVal(), [1], "Expected a mapping\nGot:\n    [1]"),
     (PathVal(), "", "Expected a non-empty path\nGot:\n    ''"),
+    (StrVal(r"\w+", 3), "abcd", "Expected a string no longer than:\n    3 characters\nGot:\n    'abcd'"),
+    (StrVal(r"\w+", 3), "a b", "Expected a string matching:\n    /\\w+/\nGot:\n    'a b'"),
+    (StrVal(r"\w+"), "postgresql://u:pass/w0rd@h/x",
+     "Expected a string matching:\n    /\\w+/\nGot:\n    'postgresql://u:***@h/x'"),
+    (StrVal(r"\d+"), "x" * 5000, "Expected a string matching:\n    /\\d+/\nGot:\n    '" + "x" * 199 + "..."),
 ])
 def test_validators_reject_with_what_was_expected_and_got(validate, value, message) -> None:
     with pytest.raises(Error) as info:
@@ -76,6 +90,7 @@ def test_path_val_expands_cwd() -> None:
 
 def test_validators_have_readable_reprs() -> None:
     assert repr(StrVal(r"\w+")) == "StrVal('\\\\w+')"
+    assert repr(StrVal(r"\w+", 64)) == "StrVal('\\\\w+', 64)"
     assert repr(MaybeVal(IntVal(0, 10))) == "MaybeVal(IntVal(0, 10))"
     assert repr(MapVal(StrVal(), BoolVal())) == "MapVal(StrVal(), BoolVal())"
     assert repr(SeqVal(ChoiceVal("a", "b"))) == "SeqVal(ChoiceVal('a', 'b'))"

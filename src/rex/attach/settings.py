@@ -67,6 +67,7 @@ class AttachS3SecretKeySetting(Setting):
     name = "attach_s3_secret_key"
     validate = MaybeVal(StrVal(r"\S+"))
     default = None
+    secret = True
 
 
 class AttachGCSBucketSetting(Setting):
@@ -108,6 +109,7 @@ class AttachSecretSetting(Setting):
     name = "attach_secret"
     validate = MaybeVal(StrVal(r"\S{16,}"))
     default = None
+    secret = True
 
 
 BACKENDS = ("attach_dir", "attach_gcs_bucket", "attach_s3_bucket")

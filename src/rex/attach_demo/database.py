@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, Text, func
 
 from rex.core import Initialize
-from rex.db import get_db
+from rex.db import create_tables
 
 metadata = MetaData()
 
@@ -20,7 +20,8 @@ file_table = Table(
 
 
 class CreateFileTable(Initialize):
-    """Creates the ``file`` table if it is missing."""
+    """Creates the ``file`` table if it is missing (several processes may
+    start at once on a new database)."""
 
     def __call__(self) -> None:
-        metadata.create_all(get_db())
+        create_tables(metadata)

@@ -6,7 +6,6 @@ import contextvars
 import functools
 import importlib
 import os
-import re
 import threading
 from collections.abc import Callable, Iterable
 from types import ModuleType, SimpleNamespace
@@ -14,7 +13,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from .error import Error
+from .error import Error, mask_passwords
 from .extension import Extension
 from .validate import AnyVal, Validate
 
@@ -91,12 +90,15 @@ class Setting(Extension):
     """A configuration parameter that a package declares.
 
     Subclasses set `name`, `validate` and, unless the setting is mandatory,
-    `default`; the docstring says what the setting is for.
+    `default`; the docstring says what the setting is for.  A setting whose
+    value is a secret (a password, a key) sets `secret`: no message, error
+    or ``repr`` then shows its value, not even a rejected one.
     """
 
     name: str
     validate: Validate = AnyVal()
     default: Any = MANDATORY
+    secret: bool = False
 
     @classmethod
     def merge(cls, old: Any, new: Any) -> Any:
@@ -122,13 +124,31 @@ class WSGIHandler(Extension):
 _active: contextvars.ContextVar[tuple[Rex, ...]] = contextvars.ContextVar("rex", default=())
 
 
-_URL_PASSWORD = re.compile(r"(://[^/?#@\s:]*:)[^/?#@\s]*@")
+HIDDEN = "'***'"  # what messages show in place of a secret
+
+
+def _is_secret(name: str) -> bool:
+    """Is the setting of this name a secret?  Those declared so, and, for a
+    setting of a package that failed to load, any name that says it is."""
+    declared = any(issubclass(ext, Setting) and ext.secret and getattr(ext, "name", None) == name
+                   for ext in Extension._registry)
+    return declared or "secret" in name or "password" in name
 
 
 def _masked(name: str, value: Any) -> str:
-    if "secret" in name and value is not None:
-        return "'***'"
-    return _URL_PASSWORD.sub(r"\1***@", repr(value))  # db=postgresql://user:PASSWORD@...
+    """The `repr` of a setting's value, for messages: a secret is hidden and
+    so is the password of a URL (``db=postgresql://user:PASSWORD@...``)."""
+    if _is_secret(name) and value is not None:
+        return HIDDEN
+    return mask_passwords(repr(value))
+
+
+def _hide_rejected_value(error: Error) -> Error:
+    """Hides what an error says it got: the error of a secret setting's
+    validation must not show the secret, however wrong the value is."""
+    error.paragraphs = [(message, HIDDEN if message == "Got:" and payload is not None
+                         else payload) for message, payload in error.paragraphs]
+    return error
 
 
 class Rex:
@@ -170,6 +190,8 @@ class Rex:
             try:
                 value = setting.validate(value)
             except Error as error:
+                if setting.secret:
+                    _hide_rejected_value(error)
                 raise error.wrap("While validating setting:", name).wrap("Declared in:", source)
             values[name] = setting.merge(values[name], value) if name in values else value
 

@@ -4,10 +4,22 @@ subclass per meaning, each with the HTTP status that meaning has."""
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from webob import Response
+
+# The password of a URL (``postgresql://user:PASSWORD@host/db``): from the
+# colon after the user name to the first ``@`` (as SQLAlchemy reads it, so a
+# ``/`` or a space in it is hidden too), then on to the last ``@`` of the
+# same word (so is an unencoded ``@``).
+_URL_PASSWORD = re.compile(r"(://[^/?#@\s:]*:)[^@\n]*@(?:\S*@)?")
+
+
+def mask_passwords(text: str) -> str:
+    """The text with the password of every URL in it replaced by ``***``."""
+    return _URL_PASSWORD.sub(r"\1***@", text)
 
 
 class Error(Exception):
@@ -27,6 +39,9 @@ class Error(Exception):
     that callers can tell "not there" from "broken" (`NotFoundError`,
     `ExistsError`, `TooLargeError`, `UnavailableError`, `InsufficientStorageError`).
     As a WSGI application an error answers its `status` with that text.
+
+    The text never shows the password of a URL (see `mask_passwords()`):
+    a payload may be a database URL a user mistyped.
     """
 
     status = "400 Bad Request"
@@ -46,7 +61,7 @@ class Error(Exception):
             lines.append(message)
             if payload is not None:
                 lines.extend("    " + line for line in str(payload).splitlines() or [""])
-        return "\n".join(lines)
+        return mask_passwords("\n".join(lines))
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({str(self)!r})"

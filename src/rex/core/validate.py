@@ -14,7 +14,19 @@ from typing import Any
 
 import yaml
 
-from .error import Error
+from .error import Error, mask_passwords
+
+SHOWN_LENGTH = 200  # characters of a rejected value that an error shows at most
+
+
+def shown(value: Any) -> str:
+    """A rejected value as an error shows it: its `repr`, without any URL
+    password (hidden before the cut, so that no part of one is left), cut
+    to `SHOWN_LENGTH` characters: a 400 answer need not echo a megabyte."""
+    text = mask_passwords(repr(value))
+    if len(text) > SHOWN_LENGTH:
+        text = text[:SHOWN_LENGTH] + "..."
+    return text
 
 
 class Validate:
@@ -31,7 +43,7 @@ class Validate:
         return ()
 
     def _fail(self, expected: str, value: Any, payload: Any = None) -> Error:
-        return Error(expected, payload).wrap("Got:", repr(value))
+        return Error(expected, payload).wrap("Got:", shown(value))
 
 
 class AnyVal(Validate):
@@ -42,13 +54,18 @@ class AnyVal(Validate):
 
 
 class StrVal(Validate):
-    """A string, optionally matching a regular expression in full."""
+    """A string, optionally no longer than `max_length` characters (checked
+    first, so that a huge value costs no regular expression) and matching a
+    regular expression in full."""
 
-    def __init__(self, pattern: str | None = None) -> None:
+    def __init__(self, pattern: str | None = None, max_length: int | None = None) -> None:
         self.pattern = pattern
+        self.max_length = max_length
         self._regex = re.compile(pattern) if pattern is not None else None
 
     def _args(self) -> tuple:
+        if self.max_length is not None:
+            return (self.pattern, self.max_length)
         return (self.pattern,) if self.pattern is not None else ()
 
     def __call__(self, value: Any) -> str:
@@ -61,6 +78,9 @@ class StrVal(Validate):
             raise self._fail("Expected a string", value)
         if "\0" in value:
             raise self._fail("Expected a string without NUL characters", value)
+        if self.max_length is not None and len(value) > self.max_length:
+            raise self._fail("Expected a string no longer than:", value,
+                             f"{self.max_length} characters")
         if self._regex is not None and not self._regex.fullmatch(value):
             raise self._fail("Expected a string matching:", value, f"/{self.pattern}/")
         return value

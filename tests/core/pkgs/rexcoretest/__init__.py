@@ -28,6 +28,15 @@ class PathSetting(Setting):
     default = None
 
 
+class TokenSetting(Setting):
+    """A secret whose name does not say so: only `secret` hides it."""
+
+    name = "test_token"
+    validate = MaybeVal(StrVal(r"\w{8,}"))
+    default = None
+    secret = True
+
+
 class RefuseBad(Initialize):
     """Refuses the name 'bad'."""
 
