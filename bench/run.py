@@ -2,10 +2,12 @@
 
     python bench/run.py [--rounds 5] [--quick] [--only NAME ...] [--project rex|ref]
 
-Every measure runs its sides interleaved, round by round (round 1 of each
-reference, round 1 of the project, round 2 ...), each after an ``os.sync()``
-so that none pays for another's writeback, so that the machine's drift hits
-all sides alike, and reports the project's figure as a ratio to each
+Every measure runs its sides interleaved, round by round, in an order that
+alternates (odd rounds: the project, then the references; even rounds: the
+references, then the project), each after an ``os.sync()`` so that none pays
+for another's writeback, so that the machine's drift and whatever running
+first or second costs (a warm page cache, a store's compaction) hit all
+sides alike, and reports the project's figure as a ratio to each
 reference: the ratio of the medians, and the range of the per-round ratios.
 Servers run under gunicorn with the same settings (2 sync workers, on half
 of the CPUs; the HTTP clients run on the other half) on free ports of
@@ -538,11 +540,21 @@ MEASURES: dict[str, Callable[[Context], Measure]] = {
 
 # -- running and reporting -----------------------------------------------------------------
 
+def round_order(measure: Measure, number: int) -> tuple[str, list[Side]]:
+    """The sides of round `number` (from 1) in the order they run: the
+    project first in odd rounds, the references first in even ones."""
+    if number % 2:
+        return "project first", [measure.project, *measure.refs]
+    return ("reference first" if len(measure.refs) == 1 else "references first",
+            [*measure.refs, measure.project])
+
+
 def run(measure: Measure, rounds: int) -> None:
-    """Runs the available sides interleaved, round by round; a side that
-    fails stops being run and says why."""
-    sides = [side for side in [*measure.refs, measure.project] if side.trial is not None]
+    """Runs the available sides interleaved, round by round, alternating
+    which goes first (`round_order`); a side that fails stops being run and
+    says why."""
     for number in range(1, rounds + 1):
+        order, sides = round_order(measure, number)
         figures = []
         for item in sides:
             if item.trial is None:
@@ -556,7 +568,8 @@ def run(measure: Measure, rounds: int) -> None:
                 continue
             item.samples.append(sample)
             figures.append(f"{item.label} {sample.value:,.1f}")
-        print(f"  round {number}/{rounds}: {', '.join(figures)} {measure.unit}", flush=True)
+        print(f"  round {number}/{rounds} ({order}): {', '.join(figures)} {measure.unit}",
+              flush=True)
 
 
 Row = tuple[str, str, str, str, str, str, str]
@@ -647,7 +660,8 @@ def main() -> int:
 
     rows = [row for measure in measures for row in report(measure)]
     print(f"\nrex.attach benchmarks, {args.rounds} rounds{' (quick sizes)' if args.quick else ''},"
-          f" {time.monotonic() - started:.0f} s; medians, ratio = project / reference")
+          f" {time.monotonic() - started:.0f} s, odd rounds project first, even rounds"
+          f" reference(s) first; medians, ratio = project / reference")
     print_table(("measure", "project", "reference", "ratio", "ratio range", "target", "result"), rows)
     if servers:
         print("\nserver workers' memory, MiB (VmRSS, the largest of the workers)")
