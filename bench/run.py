@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import traceback
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -431,9 +432,36 @@ def iterate_measure(ctx: Context) -> Measure:
 
 @dataclass
 class S3:
-    client: Any
+    client: Any  # a plain boto3 client, for fixtures and cleaning up
     bucket: str
     settings: dict[str, str]  # the project's settings for this bucket
+
+    def project_client(self) -> Any:
+        """A client made the project's way (`S3Storage._connect`: its
+        timeouts, retries, checksum and create-only settings), for the
+        references, so that they differ from the project only in what it
+        does, not in how it talks to the store."""
+        from rex.attach.s3 import S3Storage
+
+        return S3Storage(self.settings["attach_s3_bucket"],
+                         endpoint=self.settings["attach_s3_endpoint"],
+                         region=self.settings["attach_s3_region"],
+                         access_key=self.settings["attach_s3_access_key"],
+                         secret_key=self.settings["attach_s3_secret_key"]).client
+
+    def delete(self, prefix: str) -> None:
+        """Deletes every object whose key starts with `prefix` (untimed)."""
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
+                                                                      Prefix=prefix)
+        for page in pages:
+            for item in page.get("Contents", ()):
+                self.client.delete_object(Bucket=self.bucket, Key=item["Key"])
+
+
+def s3_key(name: str) -> str:
+    """A fresh key shaped like the project's (``Y/M/D/UUID/NAME``), under
+    ``ref/``: the references' clients write create-only, as the project's do."""
+    return f"ref/{time.strftime('%Y/%m/%d')}/{uuid.uuid4()}/{name}"
 
 
 def s3(ctx: Context) -> S3:
@@ -471,17 +499,29 @@ def s3_add_measure(ctx: Context) -> Measure:
     size = ctx.sizes.s3
 
     def ref() -> Trial:
+        from rex.attach.objectstore import SHA256
+        from rex.attach.response import content_type
+        from rex.attach.s3 import TRANSFER
+
         store, path = s3(ctx), s3_file(ctx)
-        return process_trial(lambda: library.boto3_upload(store.client, store.bucket, "raw.bin", path),
-                             size / 1e6)
+        client = store.project_client()
+        extra_args = {"ContentType": content_type("big.bin"),
+                      "Metadata": {SHA256: ctx.fixture("S3: the file's SHA-256",
+                                                       lambda: library.file_sha256(path))}}
+        return process_trial(
+            lambda: library.boto3_upload(client, store.bucket, s3_key("big.bin"), path,
+                                         TRANSFER, extra_args),
+            size / 1e6, lambda: store.delete("ref/"))
 
     def project() -> Trial:
+        from rex.attach import get_storage
+
         store, path = s3(ctx), s3_file(ctx)
         app = ctx.project_app(**store.settings)
+        with app:
+            get_storage().client  # made once per process, as the reference's is: not timed
 
         def run() -> library.Run:
-            from rex.attach import get_storage
-
             with app:
                 storage = get_storage()
                 result, handle = library.storage_add_file(storage, "big.bin", path)
@@ -489,7 +529,7 @@ def s3_add_measure(ctx: Context) -> Measure:
             return result
         return process_trial(run, size / 1e6)
 
-    raw = side("boto3 upload_fileobj", ref, 0.9)
+    raw = side("boto3 upload_fileobj, same config", ref, 0.9)
     return Measure("s3-add", f"S3 add() of {mib(size)}", "MB/s", [raw],
                    project_side(ctx, project, raw), growth_of="process")
 
