@@ -110,6 +110,7 @@ class Measure:
     project: Side
     max_growth: int | None = None  # the project's memory target, bytes
     growth_of: str = "server"  # whose memory: the server workers', or this "process"'s
+    show_growth: bool = False  # report the memory growth even without a target
 
 
 class Unavailable(Exception):
@@ -119,17 +120,21 @@ class Unavailable(Exception):
 # -- the servers and fixtures that measures share ------------------------------------------
 
 class RefTarget:
-    """A reference gunicorn app of bench/refs serving or storing files in its directory."""
+    """A reference gunicorn app of bench/refs serving or storing files in its
+    directory, or elsewhere (`env` tells it where, `cleanup` removes what an
+    upload stored)."""
 
-    def __init__(self, ctx: Context, module: str) -> None:
+    def __init__(self, ctx: Context, module: str, env: dict[str, str] | None = None,
+                 cleanup: Callable[[], None] | None = None) -> None:
         self.directory = ctx.workdir / module
         self.directory.mkdir()
+        self.cleanup = cleanup
         port = procs.free_port()
         self.server = procs.start(module, [
             sys.executable, "-m", "gunicorn", "--workers", str(WORKERS), "--worker-class", "sync",
             "--timeout", "300", "--bind", f"127.0.0.1:{port}", "--chdir", str(ROOT / "bench/refs"),
-            f"{module}:app"], port=port, workers=WORKERS, env={"BENCH_DIR": str(self.directory)},
-            workdir=ctx.workdir)
+            f"{module}:app"], port=port, workers=WORKERS,
+            env={"BENCH_DIR": str(self.directory), **(env or {})}, workdir=ctx.workdir)
         self.label = module
 
     def place(self, name: str, size: int) -> str:
@@ -141,33 +146,44 @@ class RefTarget:
     def upload(self, size: int) -> float:
         seconds = http_client.upload(self.server.url + "/upload", {"code": "x", "title": "x"},
                                      "attachment", "upload.bin", size)
+        if self.cleanup is not None:
+            self.cleanup()
         for stored in self.directory.glob("upload-*"):
             stored.unlink()
         return seconds
 
 
 class ProjectTarget:
-    """``rex serve rex.attach_demo`` on a local attachment directory, with
-    ``/attach/...`` open to anybody."""
+    """``rex serve rex.attach_demo`` on a local attachment directory, or on
+    an S3 bucket (`s3`), with ``/attach/...`` open to anybody."""
 
-    def __init__(self, ctx: Context) -> None:
-        base = ctx.workdir / "project"
-        self.attach_dir = base / "attachments"
-        self.attach_dir.mkdir(parents=True)
+    def __init__(self, ctx: Context, name: str = "project", s3: S3 | None = None) -> None:
+        import yaml
+
+        base = ctx.workdir / name
+        base.mkdir()
+        self.s3 = s3
         self.db = base / "demo.sqlite"
-        settings = base / "settings.yaml"
-        settings.write_text("access: {rex.attach: anybody}\n")
+        settings: dict[str, Any] = {"access": {"rex.attach": "anybody"}}
+        if s3 is None:
+            self.attach_dir = base / "attachments"
+            self.attach_dir.mkdir()
+            settings["attach_dir"] = str(self.attach_dir)
+        else:
+            settings.update(s3.settings)  # in the file, not on the command line: the keys
+        settings_file = base / "settings.yaml"
+        settings_file.write_text(yaml.safe_dump(settings))
         rex = Path(sys.executable).parent / "rex"
         if not rex.exists():
             raise Unavailable(f"{rex} is missing")
         port = procs.free_port()
-        self.server = procs.start("project", [
-            str(rex), "serve", "rex.attach_demo", f"attach_dir={self.attach_dir}",
-            f"db=sqlite:///{self.db}", "--settings", str(settings), "--host", "127.0.0.1",
+        self.server = procs.start(name, [
+            str(rex), "serve", "rex.attach_demo", f"db=sqlite:///{self.db}",
+            "--settings", str(settings_file), "--host", "127.0.0.1",
             "--port", str(port), "--workers", str(WORKERS)],
             port=port, workers=WORKERS, env={}, workdir=ctx.workdir)
-        self.label = "project"
-        self.codes = 0
+        self.label = name
+        self.codes = 0  # each upload gets a new code
 
     def _post(self, size: int, name: str) -> tuple[str, float]:
         self.codes += 1
@@ -195,7 +211,11 @@ class ProjectTarget:
 
     def upload(self, size: int) -> float:
         code, seconds = self._post(size, "upload.bin")
-        shutil.rmtree(self.attach_dir / self.handle(code).lstrip("/").rsplit("/", 1)[0])
+        key = self.handle(code).lstrip("/")
+        if self.s3 is None:
+            shutil.rmtree(self.attach_dir / key.rsplit("/", 1)[0])
+        else:  # the object itself, not a tombstone: the store keeps no data
+            self.s3.client.delete_object(Bucket=self.s3.bucket, Key=key)
         return seconds
 
 
@@ -218,13 +238,16 @@ class Context:
     def __exit__(self, *exc: object) -> None:
         self.stack.close()
 
-    def target(self, name: str) -> Any:
-        """A reference server by module name, or "project"."""
+    def target(self, name: str, make: Callable[[], Any] | None = None) -> Any:
+        """A server by name, started by `make()` on first use; by default a
+        reference server of that module name, or "project" (the local one)."""
         if name not in self.targets:
-            if name == "project" and self.args.project == "rex":
-                target: Any = ProjectTarget(self)
-            elif name == "project":
+            if name.startswith("project") and self.args.project != "rex":
                 raise Unavailable("--project ref")
+            if make is not None:
+                target = make()
+            elif name == "project":
+                target = ProjectTarget(self)
             else:
                 target = RefTarget(self, name)
             self.stack.callback(target.server.stop)
@@ -286,6 +309,13 @@ def download_trial(target: Any, path: str, size: int) -> Trial:
             seconds = http_client.download(target.server.url + path, size)
         return Sample(size / seconds / 1e6, sampler.growth)
     return trial
+
+
+def warm_up(ctx: Context, target: Any, count: int = 4) -> None:
+    """A few small uploads, untimed, so that the first measured one does not
+    pay what a worker makes once (a store's client, a database engine)."""
+    ctx.fixture(f"{target.label}: {count} warm-up uploads",
+                lambda: [target.upload(64 << 10) for _ in range(count)])
 
 
 def upload_measure(ctx: Context) -> Measure:
@@ -449,6 +479,14 @@ class S3:
                          access_key=self.settings["attach_s3_access_key"],
                          secret_key=self.settings["attach_s3_secret_key"]).client
 
+    def env(self, prefix: str) -> dict[str, str]:
+        """What a reference server of bench/refs needs to store under `prefix`."""
+        return {"BENCH_S3_ENDPOINT": self.settings["attach_s3_endpoint"],
+                "BENCH_S3_REGION": self.settings["attach_s3_region"],
+                "BENCH_S3_ACCESS_KEY": self.settings["attach_s3_access_key"],
+                "BENCH_S3_SECRET_KEY": self.settings["attach_s3_secret_key"],
+                "BENCH_S3_BUCKET": self.bucket, "BENCH_S3_PREFIX": prefix}
+
     def delete(self, prefix: str) -> None:
         """Deletes every object whose key starts with `prefix` (untimed)."""
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
@@ -534,6 +572,28 @@ def s3_add_measure(ctx: Context) -> Measure:
                    project_side(ctx, project, raw), growth_of="process")
 
 
+def s3_upload_measure(ctx: Context) -> Measure:
+    size = ctx.sizes.upload
+
+    def ref() -> Trial:
+        store = s3(ctx)
+        target = ctx.target("multipart_s3", lambda: RefTarget(
+            ctx, "multipart_s3", env=store.env("ref-upload"),
+            cleanup=lambda: store.delete("ref-upload/")))
+        warm_up(ctx, target)
+        return upload_trial(target, size)
+
+    def project() -> Trial:
+        store = s3(ctx)
+        target = ctx.target("project-s3", lambda: ProjectTarget(ctx, "project-s3", s3=store))
+        warm_up(ctx, target)
+        return upload_trial(target, size)
+
+    raw = side("python-multipart+boto3", ref, 0.9)
+    return Measure("s3-upload", f"upload {mib(size)} to /upload on S3", "MB/s", [raw],
+                   project_side(ctx, project, raw), show_growth=True)
+
+
 def s3_route_measure(ctx: Context) -> Measure:
     size = ctx.sizes.s3
 
@@ -574,6 +634,7 @@ MEASURES: dict[str, Callable[[Context], Measure]] = {
     "adds": adds_measure,
     "iterate": iterate_measure,
     "s3-add": s3_add_measure,
+    "s3-upload": s3_upload_measure,
     "s3-route": s3_route_measure,
 }
 
@@ -632,15 +693,16 @@ def report(measure: Measure) -> list[Row]:
         verdict = "-" if ref.target is None else ("PASS" if ratio >= ref.target else "FAIL")
         rows.append((name, f"{project.median():,.1f}", f"{ref.median():,.1f}", f"{ratio:.2f}",
                      f"{min(pairs):.2f}-{max(pairs):.2f}", target, verdict))
-    if measure.max_growth is not None:
+    if measure.max_growth is not None or measure.show_growth:
         ref = measure.refs[0]
         name = f"{measure.title}, {measure.growth_of} memory growth MiB, vs {ref.label}"
-        target = f"< {measure.max_growth / MIB:g} MiB"
+        limit = measure.max_growth
+        target = "-" if limit is None else f"< {limit / MIB:g} MiB"
         if not project.samples:
             rows.append((name, "-", "-", "-", "-", target, f"n/a: {project.missing}"))
         else:
             growth = project.max_growth()
-            verdict = "PASS" if growth < measure.max_growth else "FAIL"
+            verdict = "-" if limit is None else "PASS" if growth < limit else "FAIL"
             ref_growth = f"{ref.max_growth() / MIB:.1f}" if ref.samples else "-"
             rows.append((name, f"{growth / MIB:.1f}", ref_growth, "-", "(max of rounds)", target,
                          verdict))
