@@ -318,18 +318,24 @@ def warm_up(ctx: Context, target: Any, count: int = 4) -> None:
                 lambda: [target.upload(64 << 10) for _ in range(count)])
 
 
+def warm_upload_trial(ctx: Context, name: str, size: int) -> Trial:
+    target = ctx.target(name)
+    warm_up(ctx, target)
+    return upload_trial(target, size)
+
+
 def upload_measure(ctx: Context) -> Measure:
     size = ctx.sizes.upload
-    multipart = side("python-multipart", lambda: upload_trial(ctx.target("multipart_disk"), size), 0.9)
-    webob = side("WebOb req.POST", lambda: upload_trial(ctx.target("webob_post"), size), 4.0)
-    project = project_side(ctx, lambda: upload_trial(ctx.target("project"), size), multipart)
+    multipart = side("python-multipart", lambda: warm_upload_trial(ctx, "multipart_disk", size), 0.9)
+    webob = side("WebOb req.POST", lambda: warm_upload_trial(ctx, "webob_post", size), 4.0)
+    project = project_side(ctx, lambda: warm_upload_trial(ctx, "project", size), multipart)
     return Measure("upload", f"upload {mib(size)} to /upload", "MB/s", [multipart, webob], project)
 
 
 def upload_memory_measure(ctx: Context) -> Measure:
     size = ctx.sizes.upload_big
-    multipart = side("python-multipart", lambda: upload_trial(ctx.target("multipart_disk"), size))
-    project = project_side(ctx, lambda: upload_trial(ctx.target("project"), size), multipart)
+    multipart = side("python-multipart", lambda: warm_upload_trial(ctx, "multipart_disk", size))
+    project = project_side(ctx, lambda: warm_upload_trial(ctx, "project", size), multipart)
     return Measure("upload-memory", f"upload {mib(size)} to /upload", "MB/s", [multipart], project,
                    max_growth=32 * MIB)
 
@@ -577,17 +583,15 @@ def s3_upload_measure(ctx: Context) -> Measure:
 
     def ref() -> Trial:
         store = s3(ctx)
-        target = ctx.target("multipart_s3", lambda: RefTarget(
-            ctx, "multipart_s3", env=store.env("ref-upload"),
-            cleanup=lambda: store.delete("ref-upload/")))
-        warm_up(ctx, target)
-        return upload_trial(target, size)
+        ctx.target("multipart_s3", lambda: RefTarget(ctx, "multipart_s3",
+                                                      env=store.env("ref-upload"),
+                                                      cleanup=lambda: store.delete("ref-upload/")))
+        return warm_upload_trial(ctx, "multipart_s3", size)
 
     def project() -> Trial:
         store = s3(ctx)
-        target = ctx.target("project-s3", lambda: ProjectTarget(ctx, "project-s3", s3=store))
-        warm_up(ctx, target)
-        return upload_trial(target, size)
+        ctx.target("project-s3", lambda: ProjectTarget(ctx, "project-s3", s3=store))
+        return warm_upload_trial(ctx, "project-s3", size)
 
     raw = side("python-multipart+boto3", ref, 0.9)
     return Measure("s3-upload", f"upload {mib(size)} to /upload on S3", "MB/s", [raw],
