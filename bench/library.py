@@ -9,6 +9,7 @@ the standard library or boto3) and a project side (the `Storage` API).
 from __future__ import annotations
 
 import datetime
+import hashlib
 import os
 import time
 import uuid
@@ -107,13 +108,24 @@ def count_all(handles: Iterator[str], expected: int) -> Run:
 
 # -- S3 --------------------------------------------------------------------------------------
 
-def boto3_upload(client: Any, bucket: str, key: str, path: str) -> Run:
-    """``upload_fileobj`` of a file (boto3's managed, multipart transfer)."""
+def boto3_upload(client: Any, bucket: str, key: str, path: str, config: Any = None,
+                 extra_args: dict[str, Any] | None = None) -> Run:
+    """``upload_fileobj`` of a file (boto3's managed, multipart transfer),
+    with a `TransferConfig` and ``ExtraArgs`` if given."""
     def work() -> None:
         with open(path, "rb") as file:
-            client.upload_fileobj(file, bucket, key)
+            client.upload_fileobj(file, bucket, key, Config=config, ExtraArgs=extra_args)
 
     return timed(work)
+
+
+def file_sha256(path: str) -> str:
+    """The hex SHA-256 of a file (untimed: what a reference puts in metadata)."""
+    sha256 = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(CHUNK_SIZE):
+            sha256.update(chunk)
+    return sha256.hexdigest()
 
 
 def storage_add_file(storage: Any, name: str, path: str) -> tuple[Run, str]:

@@ -2,10 +2,12 @@
 
     python bench/run.py [--rounds 5] [--quick] [--only NAME ...] [--project rex|ref]
 
-Every measure runs its sides interleaved, round by round (round 1 of each
-reference, round 1 of the project, round 2 ...), each after an ``os.sync()``
-so that none pays for another's writeback, so that the machine's drift hits
-all sides alike, and reports the project's figure as a ratio to each
+Every measure runs its sides interleaved, round by round, in an order that
+alternates (odd rounds: the project, then the references; even rounds: the
+references, then the project), each after an ``os.sync()`` so that none pays
+for another's writeback, so that the machine's drift and whatever running
+first or second costs (a warm page cache, a store's compaction) hit all
+sides alike, and reports the project's figure as a ratio to each
 reference: the ratio of the medians, and the range of the per-round ratios.
 Servers run under gunicorn with the same settings (2 sync workers, on half
 of the CPUs; the HTTP clients run on the other half) on free ports of
@@ -28,6 +30,7 @@ import sys
 import tempfile
 import time
 import traceback
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +110,7 @@ class Measure:
     project: Side
     max_growth: int | None = None  # the project's memory target, bytes
     growth_of: str = "server"  # whose memory: the server workers', or this "process"'s
+    show_growth: bool = False  # report the memory growth even without a target
 
 
 class Unavailable(Exception):
@@ -116,17 +120,21 @@ class Unavailable(Exception):
 # -- the servers and fixtures that measures share ------------------------------------------
 
 class RefTarget:
-    """A reference gunicorn app of bench/refs serving or storing files in its directory."""
+    """A reference gunicorn app of bench/refs serving or storing files in its
+    directory, or elsewhere (`env` tells it where, `cleanup` removes what an
+    upload stored)."""
 
-    def __init__(self, ctx: Context, module: str) -> None:
+    def __init__(self, ctx: Context, module: str, env: dict[str, str] | None = None,
+                 cleanup: Callable[[], None] | None = None) -> None:
         self.directory = ctx.workdir / module
         self.directory.mkdir()
+        self.cleanup = cleanup
         port = procs.free_port()
         self.server = procs.start(module, [
             sys.executable, "-m", "gunicorn", "--workers", str(WORKERS), "--worker-class", "sync",
             "--timeout", "300", "--bind", f"127.0.0.1:{port}", "--chdir", str(ROOT / "bench/refs"),
-            f"{module}:app"], port=port, workers=WORKERS, env={"BENCH_DIR": str(self.directory)},
-            workdir=ctx.workdir)
+            f"{module}:app"], port=port, workers=WORKERS,
+            env={"BENCH_DIR": str(self.directory), **(env or {})}, workdir=ctx.workdir)
         self.label = module
 
     def place(self, name: str, size: int) -> str:
@@ -138,33 +146,44 @@ class RefTarget:
     def upload(self, size: int) -> float:
         seconds = http_client.upload(self.server.url + "/upload", {"code": "x", "title": "x"},
                                      "attachment", "upload.bin", size)
+        if self.cleanup is not None:
+            self.cleanup()
         for stored in self.directory.glob("upload-*"):
             stored.unlink()
         return seconds
 
 
 class ProjectTarget:
-    """``rex serve rex.attach_demo`` on a local attachment directory, with
-    ``/attach/...`` open to anybody."""
+    """``rex serve rex.attach_demo`` on a local attachment directory, or on
+    an S3 bucket (`s3`), with ``/attach/...`` open to anybody."""
 
-    def __init__(self, ctx: Context) -> None:
-        base = ctx.workdir / "project"
-        self.attach_dir = base / "attachments"
-        self.attach_dir.mkdir(parents=True)
+    def __init__(self, ctx: Context, name: str = "project", s3: S3 | None = None) -> None:
+        import yaml
+
+        base = ctx.workdir / name
+        base.mkdir()
+        self.s3 = s3
         self.db = base / "demo.sqlite"
-        settings = base / "settings.yaml"
-        settings.write_text("access: {rex.attach: anybody}\n")
+        settings: dict[str, Any] = {"access": {"rex.attach": "anybody"}}
+        if s3 is None:
+            self.attach_dir = base / "attachments"
+            self.attach_dir.mkdir()
+            settings["attach_dir"] = str(self.attach_dir)
+        else:
+            settings.update(s3.settings)  # in the file, not on the command line: the keys
+        settings_file = base / "settings.yaml"
+        settings_file.write_text(yaml.safe_dump(settings))
         rex = Path(sys.executable).parent / "rex"
         if not rex.exists():
             raise Unavailable(f"{rex} is missing")
         port = procs.free_port()
-        self.server = procs.start("project", [
-            str(rex), "serve", "rex.attach_demo", f"attach_dir={self.attach_dir}",
-            f"db=sqlite:///{self.db}", "--settings", str(settings), "--host", "127.0.0.1",
+        self.server = procs.start(name, [
+            str(rex), "serve", "rex.attach_demo", f"db=sqlite:///{self.db}",
+            "--settings", str(settings_file), "--host", "127.0.0.1",
             "--port", str(port), "--workers", str(WORKERS)],
             port=port, workers=WORKERS, env={}, workdir=ctx.workdir)
-        self.label = "project"
-        self.codes = 0
+        self.label = name
+        self.codes = 0  # each upload gets a new code
 
     def _post(self, size: int, name: str) -> tuple[str, float]:
         self.codes += 1
@@ -192,7 +211,11 @@ class ProjectTarget:
 
     def upload(self, size: int) -> float:
         code, seconds = self._post(size, "upload.bin")
-        shutil.rmtree(self.attach_dir / self.handle(code).lstrip("/").rsplit("/", 1)[0])
+        key = self.handle(code).lstrip("/")
+        if self.s3 is None:
+            shutil.rmtree(self.attach_dir / key.rsplit("/", 1)[0])
+        else:  # the object itself, not a tombstone: the store keeps no data
+            self.s3.client.delete_object(Bucket=self.s3.bucket, Key=key)
         return seconds
 
 
@@ -215,13 +238,16 @@ class Context:
     def __exit__(self, *exc: object) -> None:
         self.stack.close()
 
-    def target(self, name: str) -> Any:
-        """A reference server by module name, or "project"."""
+    def target(self, name: str, make: Callable[[], Any] | None = None) -> Any:
+        """A server by name, started by `make()` on first use; by default a
+        reference server of that module name, or "project" (the local one)."""
         if name not in self.targets:
-            if name == "project" and self.args.project == "rex":
-                target: Any = ProjectTarget(self)
-            elif name == "project":
+            if name.startswith("project") and self.args.project != "rex":
                 raise Unavailable("--project ref")
+            if make is not None:
+                target = make()
+            elif name == "project":
+                target = ProjectTarget(self)
             else:
                 target = RefTarget(self, name)
             self.stack.callback(target.server.stop)
@@ -285,18 +311,31 @@ def download_trial(target: Any, path: str, size: int) -> Trial:
     return trial
 
 
+def warm_up(ctx: Context, target: Any, count: int = 4) -> None:
+    """A few small uploads, untimed, so that the first measured one does not
+    pay what a worker makes once (a store's client, a database engine)."""
+    ctx.fixture(f"{target.label}: {count} warm-up uploads",
+                lambda: [target.upload(64 << 10) for _ in range(count)])
+
+
+def warm_upload_trial(ctx: Context, name: str, size: int) -> Trial:
+    target = ctx.target(name)
+    warm_up(ctx, target)
+    return upload_trial(target, size)
+
+
 def upload_measure(ctx: Context) -> Measure:
     size = ctx.sizes.upload
-    multipart = side("python-multipart", lambda: upload_trial(ctx.target("multipart_disk"), size), 0.9)
-    webob = side("WebOb req.POST", lambda: upload_trial(ctx.target("webob_post"), size), 4.0)
-    project = project_side(ctx, lambda: upload_trial(ctx.target("project"), size), multipart)
+    multipart = side("python-multipart", lambda: warm_upload_trial(ctx, "multipart_disk", size), 0.9)
+    webob = side("WebOb req.POST", lambda: warm_upload_trial(ctx, "webob_post", size), 4.0)
+    project = project_side(ctx, lambda: warm_upload_trial(ctx, "project", size), multipart)
     return Measure("upload", f"upload {mib(size)} to /upload", "MB/s", [multipart, webob], project)
 
 
 def upload_memory_measure(ctx: Context) -> Measure:
     size = ctx.sizes.upload_big
-    multipart = side("python-multipart", lambda: upload_trial(ctx.target("multipart_disk"), size))
-    project = project_side(ctx, lambda: upload_trial(ctx.target("project"), size), multipart)
+    multipart = side("python-multipart", lambda: warm_upload_trial(ctx, "multipart_disk", size))
+    project = project_side(ctx, lambda: warm_upload_trial(ctx, "project", size), multipart)
     return Measure("upload-memory", f"upload {mib(size)} to /upload", "MB/s", [multipart], project,
                    max_growth=32 * MIB)
 
@@ -429,9 +468,44 @@ def iterate_measure(ctx: Context) -> Measure:
 
 @dataclass
 class S3:
-    client: Any
+    client: Any  # a plain boto3 client, for fixtures and cleaning up
     bucket: str
     settings: dict[str, str]  # the project's settings for this bucket
+
+    def project_client(self) -> Any:
+        """A client made the project's way (`S3Storage._connect`: its
+        timeouts, retries, checksum and create-only settings), for the
+        references, so that they differ from the project only in what it
+        does, not in how it talks to the store."""
+        from rex.attach.s3 import S3Storage
+
+        return S3Storage(self.settings["attach_s3_bucket"],
+                         endpoint=self.settings["attach_s3_endpoint"],
+                         region=self.settings["attach_s3_region"],
+                         access_key=self.settings["attach_s3_access_key"],
+                         secret_key=self.settings["attach_s3_secret_key"]).client
+
+    def env(self, prefix: str) -> dict[str, str]:
+        """What a reference server of bench/refs needs to store under `prefix`."""
+        return {"BENCH_S3_ENDPOINT": self.settings["attach_s3_endpoint"],
+                "BENCH_S3_REGION": self.settings["attach_s3_region"],
+                "BENCH_S3_ACCESS_KEY": self.settings["attach_s3_access_key"],
+                "BENCH_S3_SECRET_KEY": self.settings["attach_s3_secret_key"],
+                "BENCH_S3_BUCKET": self.bucket, "BENCH_S3_PREFIX": prefix}
+
+    def delete(self, prefix: str) -> None:
+        """Deletes every object whose key starts with `prefix` (untimed)."""
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
+                                                                      Prefix=prefix)
+        for page in pages:
+            for item in page.get("Contents", ()):
+                self.client.delete_object(Bucket=self.bucket, Key=item["Key"])
+
+
+def s3_key(name: str) -> str:
+    """A fresh key shaped like the project's (``Y/M/D/UUID/NAME``), under
+    ``ref/``: the references' clients write create-only, as the project's do."""
+    return f"ref/{time.strftime('%Y/%m/%d')}/{uuid.uuid4()}/{name}"
 
 
 def s3(ctx: Context) -> S3:
@@ -469,17 +543,29 @@ def s3_add_measure(ctx: Context) -> Measure:
     size = ctx.sizes.s3
 
     def ref() -> Trial:
+        from rex.attach.objectstore import SHA256
+        from rex.attach.response import content_type
+        from rex.attach.s3 import TRANSFER
+
         store, path = s3(ctx), s3_file(ctx)
-        return process_trial(lambda: library.boto3_upload(store.client, store.bucket, "raw.bin", path),
-                             size / 1e6)
+        client = store.project_client()
+        extra_args = {"ContentType": content_type("big.bin"),
+                      "Metadata": {SHA256: ctx.fixture("S3: the file's SHA-256",
+                                                       lambda: library.file_sha256(path))}}
+        return process_trial(
+            lambda: library.boto3_upload(client, store.bucket, s3_key("big.bin"), path,
+                                         TRANSFER, extra_args),
+            size / 1e6, lambda: store.delete("ref/"))
 
     def project() -> Trial:
+        from rex.attach import get_storage
+
         store, path = s3(ctx), s3_file(ctx)
         app = ctx.project_app(**store.settings)
+        with app:
+            get_storage().client  # made once per process, as the reference's is: not timed
 
         def run() -> library.Run:
-            from rex.attach import get_storage
-
             with app:
                 storage = get_storage()
                 result, handle = library.storage_add_file(storage, "big.bin", path)
@@ -487,9 +573,29 @@ def s3_add_measure(ctx: Context) -> Measure:
             return result
         return process_trial(run, size / 1e6)
 
-    raw = side("boto3 upload_fileobj", ref, 0.9)
+    raw = side("boto3 upload_fileobj, same config", ref, 0.9)
     return Measure("s3-add", f"S3 add() of {mib(size)}", "MB/s", [raw],
                    project_side(ctx, project, raw), growth_of="process")
+
+
+def s3_upload_measure(ctx: Context) -> Measure:
+    size = ctx.sizes.upload
+
+    def ref() -> Trial:
+        store = s3(ctx)
+        ctx.target("multipart_s3", lambda: RefTarget(ctx, "multipart_s3",
+                                                      env=store.env("ref-upload"),
+                                                      cleanup=lambda: store.delete("ref-upload/")))
+        return warm_upload_trial(ctx, "multipart_s3", size)
+
+    def project() -> Trial:
+        store = s3(ctx)
+        ctx.target("project-s3", lambda: ProjectTarget(ctx, "project-s3", s3=store))
+        return warm_upload_trial(ctx, "project-s3", size)
+
+    raw = side("python-multipart+boto3", ref, 0.9)
+    return Measure("s3-upload", f"upload {mib(size)} to /upload on S3", "MB/s", [raw],
+                   project_side(ctx, project, raw), show_growth=True)
 
 
 def s3_route_measure(ctx: Context) -> Measure:
@@ -532,17 +638,28 @@ MEASURES: dict[str, Callable[[Context], Measure]] = {
     "adds": adds_measure,
     "iterate": iterate_measure,
     "s3-add": s3_add_measure,
+    "s3-upload": s3_upload_measure,
     "s3-route": s3_route_measure,
 }
 
 
 # -- running and reporting -----------------------------------------------------------------
 
+def round_order(measure: Measure, number: int) -> tuple[str, list[Side]]:
+    """The sides of round `number` (from 1) in the order they run: the
+    project first in odd rounds, the references first in even ones."""
+    if number % 2:
+        return "project first", [measure.project, *measure.refs]
+    return ("reference first" if len(measure.refs) == 1 else "references first",
+            [*measure.refs, measure.project])
+
+
 def run(measure: Measure, rounds: int) -> None:
-    """Runs the available sides interleaved, round by round; a side that
-    fails stops being run and says why."""
-    sides = [side for side in [*measure.refs, measure.project] if side.trial is not None]
+    """Runs the available sides interleaved, round by round, alternating
+    which goes first (`round_order`); a side that fails stops being run and
+    says why."""
     for number in range(1, rounds + 1):
+        order, sides = round_order(measure, number)
         figures = []
         for item in sides:
             if item.trial is None:
@@ -556,7 +673,8 @@ def run(measure: Measure, rounds: int) -> None:
                 continue
             item.samples.append(sample)
             figures.append(f"{item.label} {sample.value:,.1f}")
-        print(f"  round {number}/{rounds}: {', '.join(figures)} {measure.unit}", flush=True)
+        print(f"  round {number}/{rounds} ({order}): {', '.join(figures)} {measure.unit}",
+              flush=True)
 
 
 Row = tuple[str, str, str, str, str, str, str]
@@ -579,15 +697,16 @@ def report(measure: Measure) -> list[Row]:
         verdict = "-" if ref.target is None else ("PASS" if ratio >= ref.target else "FAIL")
         rows.append((name, f"{project.median():,.1f}", f"{ref.median():,.1f}", f"{ratio:.2f}",
                      f"{min(pairs):.2f}-{max(pairs):.2f}", target, verdict))
-    if measure.max_growth is not None:
+    if measure.max_growth is not None or measure.show_growth:
         ref = measure.refs[0]
         name = f"{measure.title}, {measure.growth_of} memory growth MiB, vs {ref.label}"
-        target = f"< {measure.max_growth / MIB:g} MiB"
+        limit = measure.max_growth
+        target = "-" if limit is None else f"< {limit / MIB:g} MiB"
         if not project.samples:
             rows.append((name, "-", "-", "-", "-", target, f"n/a: {project.missing}"))
         else:
             growth = project.max_growth()
-            verdict = "PASS" if growth < measure.max_growth else "FAIL"
+            verdict = "-" if limit is None else "PASS" if growth < limit else "FAIL"
             ref_growth = f"{ref.max_growth() / MIB:.1f}" if ref.samples else "-"
             rows.append((name, f"{growth / MIB:.1f}", ref_growth, "-", "(max of rounds)", target,
                          verdict))
@@ -647,7 +766,8 @@ def main() -> int:
 
     rows = [row for measure in measures for row in report(measure)]
     print(f"\nrex.attach benchmarks, {args.rounds} rounds{' (quick sizes)' if args.quick else ''},"
-          f" {time.monotonic() - started:.0f} s; medians, ratio = project / reference")
+          f" {time.monotonic() - started:.0f} s, odd rounds project first, even rounds"
+          f" reference(s) first; medians, ratio = project / reference")
     print_table(("measure", "project", "reference", "ratio", "ratio range", "target", "result"), rows)
     if servers:
         print("\nserver workers' memory, MiB (VmRSS, the largest of the workers)")
