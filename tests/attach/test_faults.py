@@ -197,3 +197,30 @@ def test_full_disk_through_http(small_disk: Path, tmp_path: Path) -> None:
     assert small.get_response(app).status_int == 303
     with app:
         assert [get_storage().open(h).read() for h in get_storage()] == [b"fits"]
+
+
+def test_a_store_that_goes_down_is_503_not_404(tmp_path: Path, monkeypatch) -> None:
+    """The demo's /download and the /attach location, when the store stops
+    answering: an outage, not a missing file."""
+    from backend_gcs import create_bucket
+    from servers import start_fake_gcs
+
+    server = start_fake_gcs(tmp_path / "gcs")
+    try:
+        create_bucket(server)
+        monkeypatch.setenv(EMULATOR, server.endpoint)
+        app = Rex("rex.attach_demo", attach_gcs_bucket="attachments",
+                  db=f"sqlite:///{tmp_path}/demo.sqlite", access={"rex.attach": "anybody"})
+        upload = Request.blank("/upload", POST={"code": "a1", "title": "A",
+                                                "attachment": ("a.txt", b"stored")})
+        assert upload.get_response(app).status_int == 303
+        assert Request.blank("/download?code=a1").get_response(app).body == b"stored"
+        with app:
+            get_storage().retry = get_storage().retry.with_timeout(1)
+            (handle,) = list(get_storage())
+    finally:
+        server.stop()
+    for url in ("/download?code=a1", "/attach" + quote(handle)):
+        response = Request.blank(url).get_response(app)
+        assert response.status_int == 503, response.text
+        assert "GCS storage is unavailable or failing:" in response.text

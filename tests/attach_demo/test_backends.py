@@ -218,7 +218,7 @@ def test_duplicate_code_is_refused_and_stores_nothing(store: Store, tmp_path: Pa
         assert len(before) == 1
 
         response = upload(url, "V1", "Again", "b.txt", os.urandom(MiB))
-        assert response.status_code == 400, response.text
+        assert response.status_code == 409, response.text
         assert "A file with this code already exists:\n    V1" in response.text
 
         assert store.stored_handles() == before

@@ -72,7 +72,7 @@ def test_commands_on_postgres(postgres: sqlalchemy.Engine, attach_dir: Path) -> 
         assert Request.blank("/download?code=V2").get_response(app).status_int == 404
 
         response = post(app, code="V1", title="again", attachment=("b.txt", b"b"))
-        assert response.status_int == 400
+        assert response.status_int == 409
         assert "A file with this code already exists:\n    V1" in response.text
         assert post(app, code="a b", title="t", attachment=("b.txt", b"b")).status_int == 400
         assert codes(postgres) == ["V1"]
@@ -158,7 +158,7 @@ def test_rex_serve_on_postgres(postgres: sqlalchemy.Engine, tmp_path: Path) -> N
             assert all(len(found) == 2 for found in pool.map(lambda _: rows(url), range(40)))
 
         response = upload(url, "novel", "Again", "other.txt", b"other")
-        assert response.status_code == 400
+        assert response.status_code == 409
         assert "A file with this code already exists:\n    novel" in response.text
         assert requests.get(f"{url}/download?code=novel", timeout=TIMEOUT).content == text
 

@@ -103,13 +103,13 @@ def test_bad_requests_are_refused_and_store_nothing(tmp_path: Path) -> None:
         before_rows, before_files = rows(url), stored_files(attach_dir)
         assert len(before_rows) == 1 and len(before_files) == 1
 
-        def refused(response: requests.Response, message: str) -> None:
-            assert response.status_code == 400, response.text
+        def refused(response: requests.Response, message: str, status: int = 400) -> None:
+            assert response.status_code == status, response.text
             assert response.headers["Content-Type"].startswith("text/plain")
             assert message in response.text
 
         refused(upload(url, "V1", "Again", "b.txt", b"second"),
-                "A file with this code already exists:\n    V1")
+                "A file with this code already exists:\n    V1", 409)
         refused(upload(url, "a b", "Spaced", "b.txt", b"second"),
                 "While parsing parameter:\n    code")
         refused(upload(url, "V2", "   ", "b.txt", b"second"), "While parsing parameter:\n    title")

@@ -13,7 +13,7 @@ from webob import Request, Response
 from webob.exc import HTTPNotFound
 
 from rex.attach import Attachment, AttachmentVal, download, get_storage, upload
-from rex.core import Error, StrVal
+from rex.core import ExistsError, NotFoundError, StrVal
 from rex.db import get_db
 from rex.web import Command, Parameter, redirect, render_template
 
@@ -79,7 +79,7 @@ class UploadCmd(Command):
 
     def render(self, req: Request, code: str, title: str, attachment: Attachment) -> Response:
         if self.exists(code):
-            raise Error("A file with this code already exists:", code)
+            raise ExistsError("A file with this code already exists:", code)
         handle = upload(attachment)
         inserted = False  # the INSERT went through: only COMMIT is left
         try:
@@ -98,7 +98,7 @@ class UploadCmd(Command):
             # No COMMIT was sent: the row is certainly not there.
             get_storage().remove(handle)
             if isinstance(failure, exc.IntegrityError) and self.exists(code):
-                raise Error("A file with this code already exists:", code) from None
+                raise ExistsError("A file with this code already exists:", code) from None
             raise
         return redirect("./")  # relative: never the Host header a client sent
 
@@ -123,5 +123,5 @@ class DownloadCmd(Command):
             raise HTTPNotFound(f"No file with code {code!r}.")
         try:
             return download(handle)(req)
-        except Error:
+        except NotFoundError:  # an outage or a failing store is not "missing"
             raise HTTPNotFound(f"The file of code {code!r} is missing from the storage.") from None
