@@ -9,10 +9,10 @@ import datetime
 import ipaddress
 import os
 import socket
-import threading
+import ssl
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from helpers import HOST, START_TIMEOUT, serve
 from nginx import Nginx, rex_nginx, start_nginx
+from test_gcs import http_server
 
 from rex.attach.nginx import FORM_ROOM
 from rex.core.cli import main
@@ -205,14 +206,8 @@ class AuthService(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def auth_url() -> Iterator[str]:
-    server = ThreadingHTTPServer((HOST, 0), AuthService)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://{HOST}:{server.server_address[1]}/auth"
-    finally:
-        server.shutdown()
-        thread.join()
+    with http_server(AuthService) as url:
+        yield url + "/auth"
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:
@@ -295,8 +290,6 @@ def test_a_refusal_comes_before_the_body_is_sent(auth_site) -> None:
     """With uploads streamed, the application refuses a large anonymous
     POST at its headers; the client need not send a byte of the body."""
     nginx, ca = auth_site
-    import ssl
-
     context = ssl.create_default_context(cafile=ca)
     with socket.create_connection((HOST, nginx.port), timeout=30) as raw, \
             context.wrap_socket(raw, server_hostname=HOST) as sock:
