@@ -95,13 +95,21 @@ def test_a_missing_user_header_from_the_proxy_is_anonymous() -> None:
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="rex"'
 
 
-@pytest.mark.parametrize("user", ["ann,bob", "a\x01b", "x" * 257])
+def test_the_user_name_is_utf_8() -> None:
+    trusting = app(trusted_proxies=PROXY, remote_user_header="X-Remote-User")
+    wire = "José Núñez".encode().decode("latin-1")  # as WSGI holds a header's bytes
+    request = Request.blank("/private", remote_addr=PROXY, environ={"HTTP_X_REMOTE_USER": wire})
+    assert request.get_response(trusting).json["remote_user"] == "José Núñez"
+
+
+@pytest.mark.parametrize("user", ["ann,bob", "a\x01b", "x" * 257, "\xe9t\xe9"])
 def test_a_malformed_user_name_is_400(user: str) -> None:
     trusting = app(trusted_proxies=PROXY, remote_user_header="X-Remote-User")
-    request = Request.blank("/private", remote_addr=PROXY, headers={"X-Remote-User": user})
+    request = Request.blank("/private", remote_addr=PROXY, environ={"HTTP_X_REMOTE_USER": user})
     response = request.get_response(trusting)
     assert response.status_int == 400
-    assert "Expected one user name in the X-Remote-User header of the proxy" in response.text
+    assert ("Expected one user name, in UTF-8, in the X-Remote-User header of the proxy, got:"
+            in response.text)
 
 
 @pytest.mark.parametrize("value", ["localhost", "10.0.0.0/33", "[1, 2]x", "{}", "[10.0.0.1"])

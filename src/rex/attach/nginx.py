@@ -102,7 +102,7 @@ def _template() -> jinja2.Template:
               help="The host name of the site (nginx server_name).")
 @click.option("--upstream", "upstreams", multiple=True, default=("127.0.0.1:8080",),
               show_default=True, metavar="HOST:PORT",
-              help="A `rex serve` of the application; repeat for several hosts (round robin).")
+              help="Where rex serve runs the application; repeat for several hosts (round robin).")
 @click.option("--certificate", metavar="FILE", help="The TLS certificate chain: HTTPS.")
 @click.option("--certificate-key", metavar="FILE", help="The TLS certificate's private key.")
 @click.option("--auth-url", metavar="URL",
@@ -110,5 +110,6 @@ def _template() -> jinja2.Template:
 @click.option("--auth-user-header", default="X-Auth-Request-User", show_default=True,
               metavar="NAME", help="The header in which that service names the user.")
 def nginx(app: Rex, **options: Any) -> None:
-    """Print the nginx configuration for the application of PACKAGE."""
+    """Print the nginx configuration for the application of PACKAGE, made from its
+    settings (docs/production.rst explains it)."""
     click.echo(render_nginx(app, **options), nl=False)

@@ -75,7 +75,6 @@ class Accel(Offloaded):
             ("Content-Type", content_type(self.app.name)),
             ("Content-Disposition", content_disposition(self.app.name)),
             ("Cache-Control", "private, no-cache"),
-            ("X-Content-Type-Options", "nosniff"),
             ("X-Accel-Redirect", location),
         ])
 

@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 from rex.core import Error, MaybeVal, SeqVal, Setting, StrVal, Validate, cached, get_settings
+from rex.core.validate import shown
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -117,13 +118,27 @@ def apply_proxy(environ: dict) -> None:
     if HOST.fullmatch(host):
         environ["HTTP_HOST"] = host
     if user_key:
-        user = environ.pop(user_key, "").strip()
         environ.pop("REMOTE_USER", None)
-        if user:
-            if not USER.fullmatch(user):
-                raise Error(f"Expected one user name in the {user_header} header of the proxy, "
-                            "got:", user[:64])
+        user = _user(environ.pop(user_key, ""), user_header)
+        if user is not None:
             environ["REMOTE_USER"] = user
+
+
+def _user(value: str, header: str) -> str | None:
+    """The user a trusted proxy names in a header (its bytes as latin-1, as
+    WSGI holds them; UTF-8 on the wire), None for nobody; `Error` (400) for
+    anything but one name."""
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        user = value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        user = ""
+    if not USER.fullmatch(user):
+        raise Error(f"Expected one user name, in UTF-8, in the {header} header of the proxy, "
+                    "got:", shown(value))
+    return user
 
 
 def _client(peer: str, forwarded_for: str) -> str:
