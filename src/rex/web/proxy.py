@@ -103,7 +103,7 @@ def apply_proxy(environ: dict) -> None:
     user_header = get_settings().remote_user_header
     user_key = _header_key(user_header) if user_header else None
     peer = environ.get("REMOTE_ADDR", "")
-    if not _is_trusted(_address(peer)):
+    if not (trusted_networks() and _is_trusted(_address(peer))):
         for key in (*FORWARDED, user_key):
             environ.pop(key, None)
         if user_key:
