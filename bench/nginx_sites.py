@@ -14,7 +14,8 @@ from typing import Any
 
 import procs
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # what tests/nginx.py imports
+# tests/nginx.py imports its neighbours (helpers) as the tests do.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from nginx import rex_nginx, start_nginx  # noqa: E402
 

@@ -443,8 +443,9 @@ def accel_small_measure(ctx: Context) -> Measure:
     http_client.ensure_wrk()
 
     def make(sites: dict[str, Any]) -> Callable[[str, bool], Trial]:
-        paths = ctx.fixture(f"accel: {sizes.small_files} files of {sizes.small >> 10} KiB", lambda: [
-            sites["project"].place(f"small-{i}.bin", sizes.small) for i in range(sizes.small_files)])
+        project, count = sites["project"], sizes.small_files
+        paths = ctx.fixture(f"accel: {count} files of {sizes.small >> 10} KiB", lambda: [
+            project.place(f"small-{i}.bin", sizes.small) for i in range(count)])
 
         def trial(site: str, static: bool) -> Trial:
             site_paths = [path.removeprefix("/attach") if static else path for path in paths]

@@ -80,9 +80,10 @@ def start_nginx(directory: Path, site: Callable[[int], str], scheme: str = "http
                 verify: str | bool = True) -> Iterator[Nginx]:
     """Runs nginx with the site configuration `site(port)` on a free port of
     127.0.0.1 (every ``listen`` of the site must be on 127.0.0.1) and yields
-    it once it answers (`verify`: the CA file of an HTTPS site).  As root, its workers run as root too: they read the
-    files the application (root as well) writes, as nginx's workers must run
-    as the application's user in production to send its files (accel)."""
+    it once it answers (`verify`: the CA file of an HTTPS site).  As root,
+    its workers run as root too: they read the files the application (root
+    as well) writes, as nginx's workers must run as the application's user
+    in production to send its files (accel)."""
     directory.mkdir(parents=True, exist_ok=True)
     user = f"user {getpass.getuser()};" if os.geteuid() == 0 else ""
     (directory / "nginx.conf").write_text(MAIN.format(dir=directory, user=user))

@@ -125,7 +125,8 @@ def multipart(code: str, size: int) -> tuple[bytes, bytes, str]:
                    f"{value}\r\n" for name, value in (("code", code), ("title", code)))
     head += (f'--{boundary}\r\nContent-Disposition: form-data; name="attachment"; '
              'filename="scan.bin"\r\nContent-Type: application/octet-stream\r\n\r\n')
-    return head.encode(), f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+    tail = f"\r\n--{boundary}--\r\n"
+    return head.encode(), tail.encode(), f"multipart/form-data; boundary={boundary}"
 
 
 def post_upload(nginx: Nginx, code: str, size: int) -> requests.Response:
@@ -182,7 +183,7 @@ def test_uploads_stream_to_the_application_as_they_arrive(demo_site) -> None:
                       f"Content-Length: {len(head) + size + len(tail)}\r\n\r\n").encode() + head)
         sock.sendall(b"x" * (3 * MIB))
         wait_for(lambda: spooled(attach_dir) >= 2 * MIB, "the first bytes at the application")
-        assert not list((nginx.directory / "client_body").rglob("*[0-9]"))  # nothing on nginx's disk
+        assert not list((nginx.directory / "client_body").rglob("*[0-9]"))  # not on nginx's disk
         sock.sendall(b"x" * (size - 3 * MIB) + tail)
         assert answer_head(sock).startswith(b"HTTP/1.1 303 ")
 
@@ -252,12 +253,12 @@ def auth_site(tmp_path: Path, auth_url: str, monkeypatch) -> Iterator[tuple[Ngin
     monkeypatch.setenv("PYTHONPATH", PROBE)
     settings = probe_settings(tmp_path / "settings.yaml", trusted_proxies=[HOST])
     cert, key = self_signed(tmp_path)
-    with serve(tmp_path, "--settings", str(settings), package="rexwebprobe") as app, start_nginx(
-            tmp_path / "nginx", rex_nginx("rexwebprobe", "--settings", str(settings),
-                                          "--upstream", upstream(app), "--auth-url", auth_url,
-                                          "--certificate", str(cert), "--certificate-key", str(key)),
-            scheme="https", verify=str(cert)) as nginx:
-        yield nginx, str(cert)
+    with serve(tmp_path, "--settings", str(settings), package="rexwebprobe") as app:
+        site = rex_nginx("rexwebprobe", "--settings", str(settings), "--upstream", upstream(app),
+                         "--auth-url", auth_url, "--certificate", str(cert),
+                         "--certificate-key", str(key))
+        with start_nginx(tmp_path / "nginx", site, scheme="https", verify=str(cert)) as nginx:
+            yield nginx, str(cert)
 
 
 def test_the_proxy_says_who_sent_the_request_over_what(auth_site) -> None:

@@ -37,7 +37,8 @@ def describe(validate: Validate) -> str:
             return f"integer from {low} to {high}"
         return "integer" if low is None else f"integer, at least {low}"
     if kind == "MapVal":
-        return f"mapping of {describe(validate.validate_key)} to {describe(validate.validate_value)}"
+        key, value = describe(validate.validate_key), describe(validate.validate_value)
+        return f"mapping of {key} to {value}"
     words = {"StrVal": "string", "PathVal": "path", "DbVal": "database URL (SQLAlchemy)",
              "NetworksVal": "list of IP addresses and networks", "BoolVal": "Boolean"}
     if kind == "ChoiceVal":
