@@ -15,14 +15,15 @@ from rex.core import Error, InsufficientStorageError
 from rex.web import Location, Spool, Upload, redirect
 
 from .handle import handle_name, is_handle
+from .offload import serve
 from .settings import get_storage
 from .storage import CHUNK_SIZE
 
 
 class AttachLocation(Location):
-    """``GET``/``HEAD /attach/HANDLE`` serves an attachment to requests with
-    the permission that `access` gives rex.attach; an unknown or ill-formed
-    handle is 404.
+    """``GET``/``HEAD /attach/HANDLE`` serves an attachment (its bytes sent
+    as `attach_serve` says) to requests with the permission that `access`
+    gives rex.attach; an unknown or ill-formed handle is 404.
 
     A request carrying ``expires`` and ``signature`` (a direct link of the
     local backend) needs no session instead, but must match its signature:
@@ -56,7 +57,7 @@ class AttachLocation(Location):
                 raise HTTPForbidden("The link is invalid or expired.")
         if req.method == "PUT":
             return self.store(req, path, int(query["size"]), query.get("md5"))
-        return storage.route(path)(req)
+        return serve(path)(req)
 
     def store(self, req: Request, handle: str, size: int, md5: str | None) -> Response:
         """Streams the body to the storage's spool, then stores it."""
