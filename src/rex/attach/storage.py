@@ -59,7 +59,9 @@ class Storage(ABC):
     upload links accept; `link_expiry` is how long links are valid (seconds).
     """
 
-    sendfile = False  # does `open()` give an OS file, which a server can ``sendfile``?
+    # Does `open()` give an OS file, which a server can ``sendfile``?  (Only
+    # for an attachment without a CRC32C: ``sendfile`` would not check it.)
+    sendfile = False
 
     def __init__(self, *, max_size: int | None = None, link_expiry: int = 3600) -> None:
         self.max_size = max_size
