@@ -2,13 +2,13 @@
 end of every full read.
 
 Every backend records the CRC32C of an attachment's content when it stores
-it (GCS natively, S3 in the object's metadata, the local backend in a file
-beside the attachment), written as GCS shows it: the base64 of its four
-bytes, big-endian.  CRC32C rather than SHA-256 because it is what the store
-must catch (flipped bits, torn or truncated writes) at a fraction of the
-cost: 256 MiB take ~9 ms against SHA-256's ~244 ms, which kept uploads to S3
-under the 0.9x target.  It is no defence against someone who can write the
-store, who could record a matching checksum anyway.
+it (GCS natively, S3 in the object's metadata, the local backend in an
+extended attribute of the file), written as GCS shows it: the base64 of its
+four bytes, big-endian.  CRC32C rather than SHA-256 because it catches what
+a store does to data (flipped bits, torn or truncated writes) at a fraction
+of the cost: 256 MiB take ~9 ms against SHA-256's ~244 ms, a pass that alone
+held uploads to S3 below their target.  It is no defence against someone who
+can write the store, who could record a matching checksum as well.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ def encode(crc: int) -> str:
 
 def extend(crc: int, data: bytes | bytearray | memoryview) -> int:
     """The CRC32C `crc` extended by `data`."""
-    return google_crc32c.extend(crc, data if isinstance(data, bytes) else bytes(data))  # type: ignore[no-any-return]
+    # The C extension takes `bytes` only; bytes(data) copies other buffers.
+    return google_crc32c.extend(crc, bytes(data))  # type: ignore[no-any-return]
 
 
 def is_crc32c(value: Any) -> bool:
