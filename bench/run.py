@@ -631,15 +631,15 @@ def s3_add_measure(ctx: Context) -> Measure:
     size = ctx.sizes.s3
 
     def ref() -> Trial:
-        from rex.attach.objectstore import SHA256
+        from rex.attach.objectstore import CRC32C
         from rex.attach.response import content_type
         from rex.attach.s3 import TRANSFER
 
         store, path = s3(ctx), s3_file(ctx)
         client = store.project_client()
         extra_args = {"ContentType": content_type("big.bin"),
-                      "Metadata": {SHA256: ctx.fixture("S3: the file's SHA-256",
-                                                       lambda: library.file_sha256(path))}}
+                      "Metadata": {CRC32C: ctx.fixture("S3: the file's CRC32C",
+                                                       lambda: library.file_crc32c(path))}}
         return process_trial(
             lambda: library.boto3_upload(client, store.bucket, s3_key("big.bin"), path,
                                          TRANSFER, extra_args),

@@ -14,6 +14,7 @@ from webob.exc import HTTPForbidden, HTTPMethodNotAllowed, HTTPNotFound
 from rex.core import Error, InsufficientStorageError
 from rex.web import Location, Spool, Upload, redirect
 
+from . import checksum
 from .handle import handle_name, is_handle
 from .offload import serve
 from .settings import get_storage
@@ -68,7 +69,7 @@ class AttachLocation(Location):
         file, path = get_storage().spool()
         upload = Upload(handle_name(handle), "application/octet-stream", file, path)
         try:
-            digest = hashlib.md5()
+            digest, crc = hashlib.md5(), 0
             stream, remaining = req.body_file_raw, size
             while remaining > 0:
                 chunk = stream.read(min(CHUNK_SIZE, remaining))
@@ -76,12 +77,13 @@ class AttachLocation(Location):
                     raise Error("Got a truncated body; bytes missing:", remaining)
                 remaining -= len(chunk)
                 digest.update(chunk)
+                crc = checksum.extend(crc, chunk)
                 try:
                     file.write(chunk)
                 except OSError as exc:
                     raise InsufficientStorageError("No space left to store the upload:",
                                                    handle) if exc.errno == errno.ENOSPC else exc
-            upload.size = size
+            upload.size, upload.crc32c = size, checksum.encode(crc)
             file.flush()
             file.seek(0)
             if md5 is not None and base64.b64encode(digest.digest()).decode() != md5:
