@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))  # for tests.servers (the S3 server)
 import http_client  # noqa: E402  (bench/ is sys.path[0])
 import library  # noqa: E402
 import procs  # noqa: E402
+import slow_clients  # noqa: E402
 
 MIB = 1 << 20
 GIB = 1 << 30
@@ -111,6 +112,7 @@ class Measure:
     max_growth: int | None = None  # the project's memory target, bytes
     growth_of: str = "server"  # whose memory: the server workers', or this "process"'s
     show_growth: bool = False  # report the memory growth even without a target
+    more_rows: Callable[[], list[Row]] | None = None  # figures of other kinds (latencies)
 
 
 class Unavailable(Exception):
@@ -393,6 +395,63 @@ def small_files_measure(ctx: Context) -> Measure:
                    project_side(ctx, lambda: trial("project"), ref))
 
 
+SLOW_UPLOADS, IDLE_CONNECTIONS, SLOW_RATE = 200, 200, 64 << 10
+PROBES = 100  # GET / latencies per round, at least
+MAX_P99 = 0.1  # seconds
+
+
+def slow_clients_measure(ctx: Context) -> Measure:
+    """The fast upload of `upload_measure` on the project's server (its
+    defaults), alone (the reference) and amid slow uploads and idle
+    connections (`slow_clients.py`), while ``GET /`` is timed, before,
+    during and after the fast upload."""
+    size = ctx.sizes.upload
+    latencies: list[float] = []
+    loads: list[slow_clients.Stats] = []
+
+    def loaded() -> Trial:
+        target = ctx.target("project")
+        warm_up(ctx, target)
+
+        def trial() -> Sample:
+            with procs.on_client_cpus():
+                with slow_clients.under_load(target.server.url, SLOW_UPLOADS, IDLE_CONNECTIONS,
+                                             SLOW_RATE) as load:
+                    with slow_clients.Prober(target.server.url + "/") as prober:
+                        with target.server.sampler() as sampler:
+                            seconds = target.upload(size)
+                        prober.wait_for(PROBES)
+                    latencies.extend(prober.latencies)
+            loads.append(load.stats)
+            return Sample(size / seconds / 1e6, sampler.growth)
+        return trial
+
+    def more_rows() -> list[Row]:
+        if not latencies:
+            return []
+        ordered = sorted(latencies)
+        p50, p99 = (ordered[min(len(ordered) - 1, int(q * len(ordered)))] for q in (0.5, 0.99))
+        sent = sum(stats.upload_bytes for stats in loads)
+        seconds = sum(stats.seconds for stats in loads)
+        rate = sent / seconds / SLOW_UPLOADS / 1024 if seconds else 0
+        return [
+            (f"slow-clients: GET / under load, ms p50 / p99 of {len(ordered)}", f"{p50 * 1e3:.1f} / "
+             f"{p99 * 1e3:.1f}", "-", "-", "-", f"p99 < {MAX_P99 * 1e3:g} ms",
+             "PASS" if p99 < MAX_P99 else "FAIL"),
+            ("slow-clients: slow uploads: KiB/s each (sent while loaded), under way, failed",
+             f"{rate:.1f}, {min(s.uploads for s in loads)}, {sum(s.upload_failures for s in loads)}",
+             f"{SLOW_RATE >> 10}, {SLOW_UPLOADS}, 0", "-", "-", "-", "-"),
+            ("slow-clients: idle keep-alive connections: open, closed by the server",
+             f"{min(s.idle for s in loads)}, {sum(s.idle_reopened for s in loads)}",
+             f"{IDLE_CONNECTIONS}, 0", "-", "-", "-", "-"),
+        ]
+
+    alone = side("no load", lambda: warm_upload_trial(ctx, "project", size), 0.8)
+    return Measure("slow-clients", f"upload {mib(size)} amid {SLOW_UPLOADS} slow uploads and "
+                   f"{IDLE_CONNECTIONS} idle connections", "MB/s", [alone],
+                   project_side(ctx, loaded, alone), show_growth=True, more_rows=more_rows)
+
+
 # -- the library measures ------------------------------------------------------------------
 
 def process_trial(run: Callable[[], library.Run], amount: float,
@@ -635,6 +694,7 @@ MEASURES: dict[str, Callable[[Context], Measure]] = {
     "download": download_measure,
     "download-demo": download_demo_measure,
     "small": small_files_measure,
+    "slow-clients": slow_clients_measure,
     "adds": adds_measure,
     "iterate": iterate_measure,
     "s3-add": s3_add_measure,
@@ -710,6 +770,8 @@ def report(measure: Measure) -> list[Row]:
             ref_growth = f"{ref.max_growth() / MIB:.1f}" if ref.samples else "-"
             rows.append((name, f"{growth / MIB:.1f}", ref_growth, "-", "(max of rounds)", target,
                          verdict))
+    if measure.more_rows is not None:
+        rows += measure.more_rows()
     return rows
 
 

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from helpers import rex_script
 
-from rex.core.cli import main, parse_settings
+from rex.core.cli import build_app, main, parse_settings
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -22,8 +22,12 @@ def run(*args: str) -> tuple[int, str]:
 def test_settings_come_from_the_file_then_the_arguments(tmp_path: Path) -> None:
     path = tmp_path / "settings.yaml"
     path.write_text("attach_dir: /from/file\ndb: sqlite:///x\n")
-    assert parse_settings(("attach_dir=/from/args",), str(path)) == {
-        "attach_dir": "/from/args", "db": "sqlite:///x"}
+    assert parse_settings(("attach_dir=/from/args",), str(path)) == [
+        (str(path), {"attach_dir": "/from/file", "db": "sqlite:///x"}),
+        ("the command line", {"attach_dir": "/from/args"})]
+    app = build_app("rex.attach_demo", (f"attach_dir={tmp_path}", f"db=sqlite:///{tmp_path}/x"),
+                    str(path))
+    assert app.settings.attach_dir == str(tmp_path)
 
 
 @pytest.mark.parametrize("args, message", [
