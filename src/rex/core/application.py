@@ -208,7 +208,7 @@ class Rex:
         def add(name: str, value: Any, source: str) -> None:
             if name not in declared:
                 error = Error("Got unknown setting:", name).wrap("Declared in:", source)
-                similar = difflib.get_close_matches(name, declared, n=3)
+                similar = difflib.get_close_matches(name, declared, n=3, cutoff=0.75)
                 if similar:
                     error.wrap("Did you mean:", ", ".join(similar))
                 raise error

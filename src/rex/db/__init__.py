@@ -45,8 +45,10 @@ class DbVal(StrVal):
                              "(sqlite:///PATH, postgresql://...)", value) from None
         except ImportError as exc:
             error = Error("The database driver is not installed:", exc.name)
-            if url.get_backend_name() == "postgresql":
+            if exc.name == POSTGRES_DRIVER:
                 error.wrap("Install it with:", POSTGRES_EXTRA)
+            elif url.get_backend_name() == "postgresql":
+                error.wrap("Install it, or write postgresql:// for psycopg 3:", POSTGRES_EXTRA)
             raise error from None
         return value
 

@@ -101,9 +101,11 @@ def listen(host: str, port: int) -> socket.socket:
               show_default=True, help="Log lines as text or as JSON objects.")
 def serve(app: Rex, host: str, port: int, workers: int, threads: int, idle_timeout: int,
           timeout: int, log_level: str, log_format: str) -> None:
-    """Serve the application of PACKAGE over HTTP (gunicorn): an access log
-    line per request on standard output, the error log on standard error,
-    and /healthz for load balancers."""
+    """Serve the application of PACKAGE over HTTP.
+
+    gunicorn runs it, with an access log line per request on standard
+    output, the error log on standard error, and /healthz for load
+    balancers."""
     listener = listen(host, port)
     Server(app, {
         "bind": f"fd://{listener.fileno()}",
