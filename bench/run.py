@@ -9,8 +9,9 @@ for another's writeback, so that the machine's drift and whatever running
 first or second costs (a warm page cache, a store's compaction) hit all
 sides alike, and reports the project's figure as a ratio to each
 reference: the ratio of the medians, and the range of the per-round ratios.
-Servers run under gunicorn with the same settings (2 sync workers, on half
-of the CPUs; the HTTP clients run on the other half) on free ports of
+Servers run under gunicorn with 2 workers (the references' sync workers,
+the project's `rex serve` with its own, threaded), on half of the CPUs (the
+HTTP clients run on the other half), on free ports of
 127.0.0.1; their workers' memory is sampled during each transfer.  A missed
 target is reported, not an error: the exit status is 0 unless the harness
 itself breaks.  ``--project ref`` puts the first reference in the project's
@@ -50,7 +51,7 @@ import slow_clients  # noqa: E402
 
 MIB = 1 << 20
 GIB = 1 << 30
-WORKERS = 2  # gunicorn sync workers of every server: one per core
+WORKERS = 2  # gunicorn workers of every server: one per core
 
 
 @dataclass(frozen=True)

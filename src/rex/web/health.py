@@ -6,7 +6,7 @@ convention: the trailing "z" keeps it clear of an application's own
 ``/health`` page).  It answers 200 when every `HealthCheck` of the
 application passes and 503 when one fails, with a small JSON body::
 
-    {"status": "ok", "checks": {"database": "ok", "storage": "ok"}}
+    {"checks": {"database": "ok", "storage": "ok"}, "status": "ok"}
 
 It is open to anybody, outside the application's access settings: a probe
 has no identity, and the answer says only ok or failing per component (the
@@ -48,7 +48,7 @@ class HealthApp:
             return HTTPMethodNotAllowed(headers={"Allow": "GET, HEAD"})
         checks = self.health().status()
         status = OK if all(value == OK for value in checks.values()) else FAILING
-        body = json.dumps({"status": status, "checks": checks}) + "\n"
+        body = json.dumps({"status": status, "checks": checks}, sort_keys=True) + "\n"
         response = Response(body=body.encode(), status=200 if status == OK else 503,
                             content_type="application/json", charset=None)
         response.cache_control = "no-store"
