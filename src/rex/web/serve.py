@@ -117,4 +117,6 @@ def serve(app: Rex, host: str, port: int, workers: int, threads: int, idle_timeo
         "logger_class": LOGGERS[log_format],
         "loglevel": log_level,
         "accesslog": "-",
+        # Which proxies to believe is rex.web.proxy's to say (trusted_proxies), not gunicorn's.
+        "forwarded_allow_ips": "",
     }).run()

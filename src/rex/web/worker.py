@@ -62,22 +62,22 @@ class IdleTimeoutSocket(socket.socket):
     def recv(self, size: int, flags: int = 0) -> bytes:
         try:
             return super().recv(size, flags)
-        except TimeoutError:
-            self._cut("receiving")
+        except TimeoutError as error:
+            self._cut("receiving", error)
             return b""
 
     def recv_into(self, buffer: Any, size: int = 0, flags: int = 0) -> int:
         try:
             return super().recv_into(buffer, size, flags)
-        except TimeoutError:
-            self._cut("receiving")
+        except TimeoutError as error:
+            self._cut("receiving", error)
             return 0
 
     def send(self, data: Any, flags: int = 0) -> int:
         try:
             return super().send(data, flags)
-        except TimeoutError:
-            raise self._cut("sending") from None
+        except TimeoutError as error:
+            raise self._cut("sending", error) from None
 
     def sendall(self, data: Any, flags: int = 0) -> None:
         """Sends everything, waiting at most the idle timeout for each part
@@ -89,11 +89,15 @@ class IdleTimeoutSocket(socket.socket):
     def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
         try:
             return super().sendfile(file, offset, count)
-        except TimeoutError:
-            raise self._cut("sending") from None
+        except TimeoutError as error:
+            raise self._cut("sending", error) from None
 
-    def _cut(self, doing: str) -> BrokenPipeError:
-        """Shuts the stalled connection down; the error a send then raises."""
+    def _cut(self, doing: str, error: TimeoutError) -> BrokenPipeError:
+        """Shuts the stalled connection down; the error a send then raises.
+        Raises `error` itself if a shorter timeout of gunicorn's was in force
+        (its lingering close), not the idle timeout."""
+        if self.gettimeout() != self.idle_timeout:
+            raise error
         try:
             peer = "%s:%s" % self.getpeername()[:2]
         except OSError:
