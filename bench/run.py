@@ -398,14 +398,17 @@ def small_files_measure(ctx: Context) -> Measure:
 
 SLOW_UPLOADS, IDLE_CONNECTIONS, SLOW_RATE = 200, 200, 64 << 10
 PROBES = 100  # GET / latencies per round, at least
+LOADED_SECONDS = 10  # the load lasts at least this long: past what socket buffers hide
 MAX_P99 = 0.1  # seconds
 
 
 def slow_clients_measure(ctx: Context) -> Measure:
     """The fast upload of `upload_measure` on the project's server (its
     defaults), alone (the reference) and amid slow uploads and idle
-    connections (`slow_clients.py`), while ``GET /`` is timed, before,
-    during and after the fast upload."""
+    connections (`slow_clients.py`) for `LOADED_SECONDS` at least, while
+    ``GET /`` is timed, during and after the fast upload.  The slow
+    uploads' rate as sent shows the server read them: past what the socket
+    buffers hold (some 100 KiB), a client that is not read cannot send."""
     size = ctx.sizes.upload
     latencies: list[float] = []
     loads: list[slow_clients.Stats] = []
@@ -418,10 +421,12 @@ def slow_clients_measure(ctx: Context) -> Measure:
             with procs.on_client_cpus():
                 with slow_clients.under_load(target.server.url, SLOW_UPLOADS, IDLE_CONNECTIONS,
                                              SLOW_RATE) as load:
+                    loaded_at = time.monotonic()
                     with slow_clients.Prober(target.server.url + "/") as prober:
                         with target.server.sampler() as sampler:
                             seconds = target.upload(size)
                         prober.wait_for(PROBES)
+                        time.sleep(max(0.0, loaded_at + LOADED_SECONDS - time.monotonic()))
                     latencies.extend(prober.latencies)
             loads.append(load.stats)
             return Sample(size / seconds / 1e6, sampler.growth)
