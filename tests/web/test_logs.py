@@ -4,6 +4,7 @@ of its query, the causes of 5xx answers in the error log, text or JSON."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 import requests
 from helpers import serve
 
-from rex.web.logs import access_fields, access_line, redact_query, request_target
+from rex.web.logs import RedactQueries, access_fields, access_line, redact_query, request_target
 
 TIMEOUT = 30
 PKGS = os.path.join(os.path.dirname(__file__), "pkgs")
@@ -31,6 +32,17 @@ def test_secret_parameters_are_redacted_and_the_rest_kept() -> None:
         "&X-Amz-Security-Token=REDACTED&expires=1700000000&name=a%20b")
     # An encoded name is recognized; a name without a value is left alone.
     assert redact_query("%73ignature=x&flag&x=1") == "%73ignature=REDACTED&flag&x=1"
+
+
+def test_the_error_log_redacts_the_queries_in_its_messages() -> None:
+    record = logging.LogRecord("gunicorn.error", logging.ERROR, __file__, 1,
+                               "Error handling request %s %s", ("GET", "/a?" + QUERY), None)
+    assert RedactQueries().filter(record)
+    message = record.getMessage()
+    assert message.startswith("Error handling request GET /a?signature=REDACTED&")
+    assert not any(secret in message for secret in SECRETS)
+    record = logging.LogRecord("rex", logging.INFO, __file__, 1, "Why? %s", ("Because.",), None)
+    assert RedactQueries().filter(record) and record.getMessage() == "Why? Because."
 
 
 def test_a_target_is_one_word_whatever_the_client_sent() -> None:

@@ -9,6 +9,7 @@ The access log goes to standard output, the error log to standard error.
 from __future__ import annotations
 
 import logging
+import re
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, unquote
@@ -28,6 +29,8 @@ REDACTED = "REDACTED"
 # control character, a byte beyond ASCII) is percent-encoded, so that a line
 # is one line and a field one word.
 _TARGET_SAFE = "/?%:@!$&'()*+,;=-._~"
+
+_QUERY = re.compile(r"\?([^\s\"'<>]+)")  # a query string in a message
 
 TEXT_DATE = "[%Y-%m-%d %H:%M:%S %z]"  # gunicorn's
 JSON_DATE = "%Y-%m-%dT%H:%M:%S%z"
@@ -65,6 +68,18 @@ def request_target(environ: dict) -> str:
     return quote(target.encode("latin-1", "replace"), safe=_TARGET_SAFE)
 
 
+class RedactQueries(logging.Filter):
+    """Redacts the secrets of every query string in a message of the error
+    log: gunicorn names a request that failed by its URI."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _QUERY.sub(lambda match: "?" + redact_query(match.group(1)), message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
 def access_fields(status: str | int | None, sent: int | None, environ: dict,
                   duration: timedelta) -> dict[str, Any]:
     """What the access log says of one request."""
@@ -98,6 +113,9 @@ class TextLogger(glogging.Logger):
         super().setup(cfg)
         self._format(self.error_log, self.error_formatter())
         self._format(self.access_log, self.access_formatter())
+        for handler in self.error_log.handlers:
+            if not any(isinstance(known, RedactQueries) for known in handler.filters):
+                handler.addFilter(RedactQueries())
         rex = logging.getLogger("rex")
         rex.handlers = list(self.error_log.handlers)
         rex.setLevel(self.loglevel)
