@@ -45,11 +45,9 @@ def is_secret(name: str) -> bool:
 def redact_query(query: str) -> str:
     """The query string with the value of every secret parameter replaced
     by ``REDACTED``; the rest as the client sent it."""
-    if not query:
-        return query
     parts = []
     for part in query.split("&"):
-        name, sep, _ = part.partition("=")
+        name = part.partition("=")[0]
         if is_secret(unquote(name.replace("+", " "))):
             part = f"{name}={REDACTED}"
         parts.append(part)
@@ -83,8 +81,7 @@ class RedactQueries(logging.Filter):
 def access_fields(status: str | int | None, sent: int | None, environ: dict,
                   duration: timedelta) -> dict[str, Any]:
     """What the access log says of one request."""
-    if isinstance(status, str):
-        status = status.split(None, 1)[0]
+    code = str(status or "").partition(" ")[0]
     user = environ.get("REMOTE_USER") or None
     return {
         "remote": environ.get("REMOTE_ADDR") or None,
@@ -92,7 +89,7 @@ def access_fields(status: str | int | None, sent: int | None, environ: dict,
         "method": environ.get("REQUEST_METHOD", ""),
         "path": request_target(environ),
         "protocol": environ.get("SERVER_PROTOCOL", ""),
-        "status": int(status) if status and str(status).isdigit() else None,
+        "status": int(code) if code.isdigit() else None,
         "bytes": sent or 0,
         "duration": round(duration.total_seconds(), 6),
     }
