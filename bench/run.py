@@ -428,7 +428,7 @@ def slow_clients_measure(ctx: Context) -> Measure:
                         prober.wait_for(PROBES)
                         time.sleep(max(0.0, loaded_at + LOADED_SECONDS - time.monotonic()))
                     latencies.extend(prober.latencies)
-            loads.append(load.stats)
+            loads.append(load)
             return Sample(size / seconds / 1e6, sampler.growth)
         return trial
 

@@ -31,7 +31,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit
 
 CHUNK = 8 << 10
@@ -156,16 +156,11 @@ class Load:
 
 # -- the side of bench/run.py ---------------------------------------------------------------
 
-@dataclass
-class Report:
-    stats: Stats = field(default_factory=Stats)
-
-
 @contextlib.contextmanager
 def under_load(url: str, uploads: int = 200, idle: int = 200,
-               rate: int = 64 << 10) -> Iterator[Report]:
+               rate: int = 64 << 10) -> Iterator[Stats]:
     """Runs this script against `url`; the block runs once the load is under
-    way, and the report has its `Stats` after the block."""
+    way, and the `Stats` it yields are filled in after the block."""
     process = subprocess.Popen(
         [sys.executable, __file__, url, "--uploads", str(uploads), "--idle", str(idle),
          "--rate", str(rate)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -178,10 +173,10 @@ def under_load(url: str, uploads: int = 200, idle: int = 200,
         line = process.stdout.readline()
         if line.strip() != "ready":
             raise RuntimeError(f"slow_clients.py: expected 'ready', got {line!r}")
-        report = Report()
-        yield report
+        stats = Stats()
+        yield stats
         process.stdin.close()
-        report.stats = Stats(**json.loads(process.stdout.readline()))
+        vars(stats).update(json.loads(process.stdout.readline()))
         process.wait(60)
     finally:
         if process.poll() is None:
