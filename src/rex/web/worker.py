@@ -15,8 +15,8 @@ cost a file descriptor, not a thread.  This worker changes two things:
   sending (or reading) is cut after ``idle_timeout`` seconds.  Python's own
   ``sendall`` timeout bounds the whole call, hence `IdleTimeoutSocket`.
 
-bench/README.md (``slow-clients``) has the measurements that chose this
-model; docs/production-workers.rst says how to size it.
+docs/production-workers.rst has the measurements that chose this model
+(``bench/run.py --only slow-clients``) and says how to size it.
 """
 
 from __future__ import annotations
