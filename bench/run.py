@@ -9,8 +9,9 @@ for another's writeback, so that the machine's drift and whatever running
 first or second costs (a warm page cache, a store's compaction) hit all
 sides alike, and reports the project's figure as a ratio to each
 reference: the ratio of the medians, and the range of the per-round ratios.
-Servers run under gunicorn with the same settings (2 sync workers, on half
-of the CPUs; the HTTP clients run on the other half) on free ports of
+Servers run under gunicorn with 2 workers (the references' sync workers,
+the project's `rex serve` with its own, threaded), on half of the CPUs (the
+HTTP clients run on the other half), on free ports of
 127.0.0.1; their workers' memory is sampled during each transfer.  A missed
 target is reported, not an error: the exit status is 0 unless the harness
 itself breaks.  ``--project ref`` puts the first reference in the project's
@@ -47,10 +48,11 @@ import http_client  # noqa: E402  (bench/ is sys.path[0])
 import library  # noqa: E402
 import nginx_sites  # noqa: E402
 import procs  # noqa: E402
+import slow_clients  # noqa: E402
 
 MIB = 1 << 20
 GIB = 1 << 30
-WORKERS = 2  # gunicorn sync workers of every server: one per core
+WORKERS = 2  # gunicorn workers of every server: one per core
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ class Measure:
     max_growth: int | None = None  # the project's memory target, bytes
     growth_of: str = "server"  # whose memory: the server workers', or this "process"'s
     show_growth: bool = False  # report the memory growth even without a target
+    more_rows: Callable[[], list[Row]] | None = None  # figures of other kinds (latencies)
 
 
 class Unavailable(Exception):
@@ -481,6 +484,68 @@ def accel_large_measure(ctx: Context) -> Measure:
                            "MB/s", make)
 
 
+SLOW_UPLOADS, IDLE_CONNECTIONS, SLOW_RATE = 200, 200, 64 << 10
+PROBES = 100  # GET / latencies per round, at least
+LOADED_SECONDS = 10  # the load lasts at least this long: past what socket buffers hide
+MAX_P99 = 0.1  # seconds
+
+
+def slow_clients_measure(ctx: Context) -> Measure:
+    """The fast upload of `upload_measure` on the project's server (its
+    defaults), alone (the reference) and amid slow uploads and idle
+    connections (`slow_clients.py`) for `LOADED_SECONDS` at least, while
+    ``GET /`` is timed, during and after the fast upload.  The slow
+    uploads' rate as sent shows the server read them: past what the socket
+    buffers hold (some 100 KiB), a client that is not read cannot send."""
+    size = ctx.sizes.upload
+    latencies: list[float] = []
+    loads: list[slow_clients.Stats] = []
+
+    def loaded() -> Trial:
+        target = ctx.target("project")
+        warm_up(ctx, target)
+
+        def trial() -> Sample:
+            with procs.on_client_cpus():
+                with slow_clients.under_load(target.server.url, SLOW_UPLOADS, IDLE_CONNECTIONS,
+                                             SLOW_RATE) as load:
+                    loaded_at = time.monotonic()
+                    with slow_clients.Prober(target.server.url + "/") as prober:
+                        with target.server.sampler() as sampler:
+                            seconds = target.upload(size)
+                        prober.wait_for(PROBES)
+                        time.sleep(max(0.0, loaded_at + LOADED_SECONDS - time.monotonic()))
+                    latencies.extend(prober.latencies)
+            loads.append(load)
+            return Sample(size / seconds / 1e6, sampler.growth)
+        return trial
+
+    def more_rows() -> list[Row]:
+        if not latencies:
+            return []
+        ordered = sorted(latencies)
+        p50, p99 = (ordered[min(len(ordered) - 1, int(q * len(ordered)))] for q in (0.5, 0.99))
+        sent = sum(stats.upload_bytes for stats in loads)
+        seconds = sum(stats.seconds for stats in loads)
+        rate = sent / seconds / SLOW_UPLOADS / 1024 if seconds else 0
+        return [
+            (f"slow-clients: GET / under load, ms p50 / p99 of {len(ordered)}", f"{p50 * 1e3:.1f} / "
+             f"{p99 * 1e3:.1f}", "-", "-", "-", f"p99 < {MAX_P99 * 1e3:g} ms",
+             "PASS" if p99 < MAX_P99 else "FAIL"),
+            ("slow-clients: slow uploads: KiB/s each (sent while loaded), under way, failed",
+             f"{rate:.1f}, {min(s.uploads for s in loads)}, {sum(s.upload_failures for s in loads)}",
+             f"{SLOW_RATE >> 10}, {SLOW_UPLOADS}, 0", "-", "-", "-", "-"),
+            ("slow-clients: idle keep-alive connections: open, closed by the server",
+             f"{min(s.idle for s in loads)}, {sum(s.idle_reopened for s in loads)}",
+             f"{IDLE_CONNECTIONS}, 0", "-", "-", "-", "-"),
+        ]
+
+    alone = side("no load", lambda: warm_upload_trial(ctx, "project", size), 0.8)
+    return Measure("slow-clients", f"upload {mib(size)} amid {SLOW_UPLOADS} slow uploads and "
+                   f"{IDLE_CONNECTIONS} idle connections", "MB/s", [alone],
+                   project_side(ctx, loaded, alone), show_growth=True, more_rows=more_rows)
+
+
 # -- the library measures ------------------------------------------------------------------
 
 def process_trial(run: Callable[[], library.Run], amount: float,
@@ -723,6 +788,7 @@ MEASURES: dict[str, Callable[[Context], Measure]] = {
     "download": download_measure,
     "download-demo": download_demo_measure,
     "small": small_files_measure,
+    "slow-clients": slow_clients_measure,
     "adds": adds_measure,
     "iterate": iterate_measure,
     "s3-add": s3_add_measure,
@@ -800,6 +866,8 @@ def report(measure: Measure) -> list[Row]:
             ref_growth = f"{ref.max_growth() / MIB:.1f}" if ref.samples else "-"
             rows.append((name, f"{growth / MIB:.1f}", ref_growth, "-", "(max of rounds)", target,
                          verdict))
+    if measure.more_rows is not None:
+        rows += measure.more_rows()
     return rows
 
 

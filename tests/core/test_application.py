@@ -172,3 +172,17 @@ def test_a_database_password_is_never_shown() -> None:
             Rex("rex.db", db=db)
         assert "u:***@127.0.0.1:" in str(info.value)
         assert "hunter2" not in str(info.value) and "slashes" not in str(info.value), db
+
+
+def test_settings_from_named_sources_say_where_a_bad_one_came_from() -> None:
+    app = Rex.from_sources(["rexcoretest"], [("/etc/a.yaml", {"test_name": "a", "test_size": 1}),
+                                             ("the command line", {"test_name": "b"})])
+    assert (app.settings.test_name, app.settings.test_size) == ("b", 1)
+    with pytest.raises(Error) as info:
+        Rex.from_sources(["rexcoretest"], [("/etc/a.yaml", {"test_name": "a", "test_size": "x"})])
+    assert "While validating setting:\n    test_size\nDeclared in:\n    /etc/a.yaml\n" in str(
+        info.value)
+    with pytest.raises(Error) as info:
+        Rex("rexcoretest", test_name="x", test_nmae="y")
+    assert str(info.value).startswith("Got unknown setting:\n    test_nmae\nDeclared in:\n"
+                                      "    parameters\nDid you mean:\n    test_name\n")

@@ -3,6 +3,7 @@ paragraph and exit status 2, never a traceback."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from helpers import rex_script
 
-from rex.core.cli import main, parse_settings
+from rex.core.cli import build_app, main, parse_settings
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -22,8 +23,12 @@ def run(*args: str) -> tuple[int, str]:
 def test_settings_come_from_the_file_then_the_arguments(tmp_path: Path) -> None:
     path = tmp_path / "settings.yaml"
     path.write_text("attach_dir: /from/file\ndb: sqlite:///x\n")
-    assert parse_settings(("attach_dir=/from/args",), str(path)) == {
-        "attach_dir": "/from/args", "db": "sqlite:///x"}
+    assert parse_settings(("attach_dir=/from/args",), str(path)) == [
+        (str(path), {"attach_dir": "/from/file", "db": "sqlite:///x"}),
+        ("the command line", {"attach_dir": "/from/args"})]
+    app = build_app("rex.attach_demo", (f"attach_dir={tmp_path}", f"db=sqlite:///{tmp_path}/x"),
+                    str(path))
+    assert app.settings.attach_dir == str(tmp_path)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -67,3 +72,41 @@ def test_version_and_help() -> None:
     assert status == 0 and "serve" in output and "`" not in output
     status, output = run("serve", "--help")
     assert "[default: 8080" in output
+
+
+def test_an_unknown_setting_says_where_it_came_from_and_what_was_meant(tmp_path: Path) -> None:
+    status, output = run("serve", "rex.attach_demo", "atach_dir=/x")
+    assert status == 2
+    assert ("rex: Got unknown setting:\n    atach_dir\nDeclared in:\n    the command line\n"
+            "Did you mean:\n    attach_dir\n") in output
+    path = tmp_path / "settings.yaml"
+    path.write_text("attach_s3_bucket_name: b\n")
+    status, output = run("serve", "rex.attach_demo", "--settings", str(path))
+    assert status == 2
+    assert (f"Got unknown setting:\n    attach_s3_bucket_name\nDeclared in:\n    {path}\n"
+            "Did you mean:\n    attach_s3_bucket, attach_gcs_bucket\n") in output
+
+
+def test_a_busy_port_is_one_message_and_status_2(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        (tmp_path / "attachments").mkdir()
+        process = subprocess.run(
+            [rex_script(), "serve", "rex.attach_demo", f"attach_dir={tmp_path}/attachments",
+             f"db=sqlite:///{tmp_path}/demo.sqlite", "--port", str(port)],
+            capture_output=True, text=True, timeout=60)
+    assert process.returncode == 2
+    assert process.stderr == (f"rex: Cannot listen on 127.0.0.1:{port}: port {port} is in use "
+                              "by another program; choose another with --port, or stop that "
+                              "program.\n")
+
+
+def test_serve_help_is_plain_text_with_defaults() -> None:
+    status, output = run("serve", "--help")
+    assert status == 0 and "`" not in output
+    output = " ".join(output.split())  # as wrapped to the terminal's width
+    for default in ("[default: 127.0.0.1]", "[default: 8080;", "[default: 2;", "[default: 256;",
+                    "[default: 60;", "[default: info]", "[default: text]"):
+        assert default in output

@@ -4,6 +4,7 @@ an S3-compatible server, or Google Cloud Storage, behind one interface."""
 REQUIRES = ("rex.web",)
 
 from .checksum import DamagedError  # noqa: E402
+from . import health  # noqa: E402,F401  (its check)
 from .handle import check_handle, sanitize_filename  # noqa: E402
 from .local import LocalStorage  # noqa: E402
 from .location import AttachLocation, AttachSpool  # noqa: E402

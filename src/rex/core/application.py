@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextvars
+import difflib
 import functools
 import importlib
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType, SimpleNamespace
 from typing import Any, TypeVar
 
@@ -161,6 +162,26 @@ class Rex:
     """
 
     def __init__(self, *packages: str, **settings: Any) -> None:
+        self._build(packages, settings, {})
+
+    @classmethod
+    def from_sources(cls, packages: Iterable[str],
+                     sources: Iterable[tuple[str, Mapping[str, Any]]]) -> Rex:
+        """The application of `packages` with settings from named sources,
+        each winning over those before it: ``[("/etc/app.yaml", {...}),
+        ("the command line", {...})]``.  An error about a setting names the
+        source it came from (``Rex(...)`` says "parameters")."""
+        settings: dict[str, Any] = {}
+        origins: dict[str, str] = {}
+        for origin, values in sources:
+            settings.update(values)
+            origins.update(dict.fromkeys(values, origin))
+        app = cls.__new__(cls)
+        app._build(tuple(packages), settings, origins)
+        return app
+
+    def _build(self, packages: tuple[str, ...], settings: dict[str, Any],
+               origins: dict[str, str]) -> None:
         self.requirements = packages
         self.parameters = settings
         self.cache: dict[Any, Any] = {}
@@ -168,7 +189,7 @@ class Rex:
         try:
             self.packages = PackageCollection.load(packages)
             with self:
-                self.settings = self._load_settings(settings)
+                self.settings = self._load_settings(settings, origins)
                 self.handler = WSGIHandler.top()()
                 for initialize in Initialize.all():
                     initialize()()
@@ -179,13 +200,18 @@ class Rex:
                     f"{name}: {_masked(name, settings[name])}" for name in sorted(settings)))
             raise
 
-    def _load_settings(self, parameters: dict[str, Any]) -> SimpleNamespace:
+    def _load_settings(self, parameters: dict[str, Any],
+                       origins: dict[str, str]) -> SimpleNamespace:
         declared = {setting.name: setting for setting in Setting.all()}
         values: dict[str, Any] = {}
 
         def add(name: str, value: Any, source: str) -> None:
             if name not in declared:
-                raise Error("Got unknown setting:", name).wrap("Declared in:", source)
+                error = Error("Got unknown setting:", name).wrap("Declared in:", source)
+                similar = difflib.get_close_matches(name, declared, n=3, cutoff=0.75)
+                if similar:
+                    error.wrap("Did you mean:", ", ".join(similar))
+                raise error
             setting = declared[name]
             try:
                 value = setting.validate(value)
@@ -205,7 +231,7 @@ class Rex:
                     for name, value in (yaml.safe_load(stream) or {}).items():
                         add(name, value, path)
         for name, value in parameters.items():
-            add(name, value, "parameters")
+            add(name, value, origins.get(name, "parameters"))
         missing = sorted(set(declared) - set(values))
         if missing:
             raise Error("Missing mandatory setting:", missing[0])

@@ -11,6 +11,7 @@ paragraph on standard error and exit status 2, never a traceback.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from importlib.metadata import entry_points, version
 from typing import Any
@@ -70,9 +71,14 @@ def application_command(function: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def parse_settings(assignments: tuple[str, ...], settings_file: str | None) -> dict[str, Any]:
-    """The settings of the YAML file, then of ``name=value`` arguments."""
-    settings: dict[str, Any] = {}
+COMMAND_LINE = "the command line"  # where ``name=value`` arguments come from, in messages
+
+
+def parse_settings(assignments: tuple[str, ...],
+                   settings_file: str | None) -> list[tuple[str, dict[str, Any]]]:
+    """The settings of the YAML file, then of ``name=value`` arguments, each
+    with where it comes from (the file's path, `COMMAND_LINE`)."""
+    sources: list[tuple[str, dict[str, Any]]] = []
     if settings_file is not None:
         try:
             with open(settings_file, encoding="utf-8") as stream:
@@ -86,18 +92,20 @@ def parse_settings(assignments: tuple[str, ...], settings_file: str | None) -> d
         if loaded is not None and not isinstance(loaded, dict):
             raise Failure(f"The settings file {settings_file} must hold a mapping of "
                           f"setting names to values, not a {type(loaded).__name__}.")
-        settings.update(loaded or {})
+        sources.append((os.path.abspath(settings_file), loaded or {}))
+    arguments: dict[str, Any] = {}
     for item in assignments:
         name, sep, value = item.partition("=")
         if not sep or not name:
             raise Failure(f"Expected a setting as NAME=VALUE, got {item!r}.")
-        settings[name] = value
-    return settings
+        arguments[name] = value
+    sources.append((COMMAND_LINE, arguments))
+    return sources
 
 
 def build_app(package: str, assignments: tuple[str, ...], settings_file: str | None) -> Rex:
     """The application, or `Failure` with the reason it was refused."""
     try:
-        return Rex(package, **parse_settings(assignments, settings_file))
+        return Rex.from_sources([package], parse_settings(assignments, settings_file))
     except Error as error:
         raise Failure(str(error)) from None

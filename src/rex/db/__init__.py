@@ -11,29 +11,63 @@ from typing import Any
 
 import sqlalchemy
 from sqlalchemy.engine import URL, Engine, ExceptionContext, make_url
+from sqlalchemy.exc import NoSuchModuleError
 
-from rex.core import Initialize, Setting, StrVal, UnavailableError, cached, get_settings
+from rex.core import Error, Initialize, Setting, StrVal, UnavailableError, cached, get_settings
+from rex.core.health import HealthCheck
 
 REQUIRES = ()
 
 SQLITE_TIMEOUT = 30  # seconds an SQLite connection waits for another's lock
+POSTGRES_DRIVER = "psycopg"  # what the project's `postgres` extra installs (psycopg 3)
+POSTGRES_EXTRA = "pip install 'rex.attach[postgres]'"
 
 
 class DbVal(StrVal):
-    """An SQLAlchemy database URL; ``{cwd}`` expands to the working directory."""
+    """An SQLAlchemy database URL; ``{cwd}`` expands to the working directory.
+
+    The URL must name a database SQLAlchemy knows (``postgres://``, which it
+    does not, is refused with a hint) whose driver is installed."""
 
     def __call__(self, value: Any) -> str:
         value = super().__call__(value).replace("{cwd}", os.getcwd())
         try:
-            make_url(value)
+            url = engine_url(value)
         except Exception:
             raise self._fail("Expected an SQLAlchemy database URL", value) from None
+        if url.get_backend_name() == "postgres":
+            raise self._fail("Expected a PostgreSQL URL to start with postgresql:// "
+                             "(SQLAlchemy does not know postgres://)", value)
+        try:
+            url.get_dialect().import_dbapi()
+        except NoSuchModuleError:
+            raise self._fail("Expected a database URL of a kind SQLAlchemy knows "
+                             "(sqlite:///PATH, postgresql://...)", value) from None
+        except ImportError as exc:
+            error = Error("The database driver is not installed:", exc.name)
+            if exc.name == POSTGRES_DRIVER:
+                error.wrap("Install it with:", POSTGRES_EXTRA)
+            elif url.get_backend_name() == "postgresql":
+                error.wrap("Install it, or write postgresql:// for psycopg 3:", POSTGRES_EXTRA)
+            raise error from None
         return value
+
+
+def engine_url(value: str) -> URL:
+    """The URL of the `db` setting as SQLAlchemy's engine takes it: a
+    ``postgresql://`` URL that names no driver gets psycopg (3), the driver
+    of the ``postgres`` extra (SQLAlchemy's own default is psycopg2)."""
+    url = make_url(value)
+    if url.drivername == "postgresql":
+        url = url.set(drivername=f"postgresql+{POSTGRES_DRIVER}")
+    return url
 
 
 class DbSetting(Setting):
     """The database, as an SQLAlchemy URL: ``sqlite:///PATH`` (the default,
-    embedded) or ``postgresql://USER:PASSWORD@HOST/NAME``."""
+    embedded) or ``postgresql://USER:PASSWORD@HOST/NAME`` (psycopg 3, from
+    ``pip install 'rex.attach[postgres]'``, unless the URL names another
+    driver, as in ``postgresql+psycopg2://``)."""
 
     name = "db"
     validate = DbVal()
@@ -49,7 +83,7 @@ def get_db() -> Engine:
     chained from the driver's error; other errors (a bad statement, a
     violated constraint) stay SQLAlchemy's.
     """
-    url = make_url(get_settings().db)
+    url = engine_url(get_settings().db)
     if url.get_backend_name() == "sqlite":
         _make_sqlite_directory(url)
         engine = sqlalchemy.create_engine(url, connect_args={"timeout": SQLITE_TIMEOUT})
@@ -173,7 +207,7 @@ class CheckDb(Initialize):
     """The database must be reachable."""
 
     def __call__(self) -> None:
-        url = make_url(get_settings().db)
+        url = engine_url(get_settings().db)
         try:
             with get_db().connect() as connection:
                 connection.execute(sqlalchemy.text("SELECT 1"))
@@ -181,6 +215,16 @@ class CheckDb(Initialize):
             raise UnavailableError("Cannot connect to database:",
                                    url.render_as_string(hide_password=True)
                                    ).wrap("Reason:", _reason(exc)) from None
+
+
+class DatabaseHealth(HealthCheck):
+    """The database answers ``SELECT 1`` (see `rex.core.health`)."""
+
+    name = "database"
+
+    def __call__(self) -> None:
+        with get_db().connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT 1"))
 
 
 def _reason(exc: BaseException) -> str:

@@ -1,0 +1,130 @@
+"""The gunicorn worker of ``rex serve``: threads, and connections cut only
+when they stall.
+
+gunicorn's threaded worker (``gthread``) keeps idle connections (before
+their first request and between requests) in one poller and gives a thread
+to a connection only while it has a request in progress, so idle clients
+cost a file descriptor, not a thread.  This worker changes two things:
+
+- A new connection waits for its first byte in the poller too (gunicorn
+  gives it a thread for up to 5 seconds first, so that many connections that
+  send nothing stall every thread).
+- Its socket times out only when no byte moves for the idle timeout, in
+  either direction, whatever the length of the transfer: a 1 GiB upload over
+  a slow link goes on as long as bytes arrive, and a client that stops
+  sending (or reading) is cut after ``idle_timeout`` seconds.  Python's own
+  ``sendall`` timeout bounds the whole call, hence `IdleTimeoutSocket`.
+
+docs/production-workers.rst has the measurements that chose this model
+(``bench/run.py --only slow-clients``) and says how to size it.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import selectors
+import socket
+import time
+from functools import partial
+from typing import Any
+
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+log = logging.getLogger("rex.web.serve")
+
+
+class IdleTimeoutSocket(socket.socket):
+    """A connected socket whose blocking calls fail only after `idle_timeout`
+    seconds in which no byte moved.
+
+    When that happens the connection is shut down and logged; a receive then
+    reads the end of the stream (the request ends there: a truncated body is
+    the client's 400, as when it hangs up) and a send fails with ``EPIPE``
+    (the server drops the response, as when the client hangs up).
+    """
+
+    idle_timeout: float
+
+    @classmethod
+    def adopt(cls, sock: socket.socket, idle_timeout: float) -> IdleTimeoutSocket:
+        """Takes over the connection of `sock` (which must not be used after)."""
+        adopted = cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
+        adopted.idle_timeout = idle_timeout
+        adopted.settimeout(idle_timeout)
+        return adopted
+
+    def setblocking(self, flag: bool) -> None:
+        # gunicorn makes the socket blocking for its threads: blocking, here,
+        # is "blocking until the idle timeout".
+        self.settimeout(self.idle_timeout if flag else 0.0)
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        try:
+            return super().recv(size, flags)
+        except TimeoutError as error:
+            self._cut("receiving", error)
+            return b""
+
+    def recv_into(self, buffer: Any, size: int = 0, flags: int = 0) -> int:
+        try:
+            return super().recv_into(buffer, size, flags)
+        except TimeoutError as error:
+            self._cut("receiving", error)
+            return 0
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        try:
+            return super().send(data, flags)
+        except TimeoutError as error:
+            raise self._cut("sending", error) from None
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        """Sends everything, waiting at most the idle timeout for each part
+        (`socket.sendall` bounds the whole call by the timeout)."""
+        view = memoryview(data).cast("B")
+        while view:
+            view = view[self.send(view, flags):]
+
+    def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+        try:
+            return super().sendfile(file, offset, count)
+        except TimeoutError as error:
+            raise self._cut("sending", error) from None
+
+    def _cut(self, doing: str, error: TimeoutError) -> BrokenPipeError:
+        """Shuts the stalled connection down; the error a send then raises.
+        Raises `error` itself if a shorter timeout of gunicorn's was in force
+        (its lingering close), not the idle timeout."""
+        if self.gettimeout() != self.idle_timeout:
+            raise error
+        try:
+            peer = "%s:%s" % self.getpeername()[:2]
+        except OSError:
+            peer = "a client"
+        log.info("Closed the connection of %s: no byte moved for %g s while %s",
+                 peer, self.idle_timeout, doing)
+        try:
+            self.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # the client is gone already
+        return BrokenPipeError(errno.EPIPE, f"no byte moved for {self.idle_timeout:g} s")
+
+
+class Worker(ThreadWorker):
+    """gunicorn's threaded worker with `IdleTimeoutSocket` connections that
+    wait for their first byte in the poller.  The idle timeout is gunicorn's
+    ``keepalive`` setting, which so also bounds the wait for a request."""
+
+    def enqueue_req(self, conn: TConn) -> None:
+        if not isinstance(conn.sock, IdleTimeoutSocket):  # a new connection
+            conn.sock = IdleTimeoutSocket.adopt(conn.sock, self.cfg.keepalive)
+        if conn.initialized or conn.data_ready:
+            super().enqueue_req(conn)
+            return
+        # As gunicorn does with a connection that sent nothing for 5 s.
+        conn.sock.setblocking(False)
+        conn.timeout = time.monotonic() + self.cfg.keepalive
+        self.pending_conns.append(conn)
+        self.poller.register(conn.sock, selectors.EVENT_READ,
+                             partial(self.on_pending_socket_readable, conn))
