@@ -90,10 +90,13 @@ def check(app: Rex) -> None:
                 raise CheckFailed("the probe read back differs from what was written")
         return f"{len(content)} bytes"
 
-    if checks.run("write", write):
-        checks.run("read", read)
-        checks.run("links", lambda: links(app, storage, probe[0], content))
-        checks.run("remove", lambda: storage.remove(probe[0]) or "")
+    written = checks.run("write", write)
+    for name, run in (("read", read), ("links", lambda: links(app, storage, probe[0], content)),
+                      ("remove", lambda: storage.remove(probe[0]) or "")):
+        if written:
+            checks.run(name, run)
+        else:
+            click.echo(f"{name + ':':<10} not run: no probe was written")
     if isinstance(storage, LocalStorage):
         checks.run("secret", lambda: secret(storage))
     else:

@@ -1,0 +1,143 @@
+"""What the ``rex attach`` tests share: a new, empty store for each test on
+each backend of the contract suite (a directory, a bucket of its radosgw or
+of its fake-gcs-server), and the command run as a subprocess on it."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import google_crc32c
+import requests
+import yaml
+
+from backend_gcs import PROJECT
+from backends import Backend
+from helpers import rex_script
+
+from rex.attach import Stat, Storage, get_storage
+from rex.core import Rex
+
+PACKAGE = "rex.attach_demo"
+TIMEOUT = 300  # seconds any one command may take
+
+
+@dataclass
+class Result:
+    status: int
+    out: str
+    err: str
+
+    @property
+    def lines(self) -> list[str]:
+        return self.out.splitlines()
+
+
+@dataclass
+class Store:
+    """An empty store of one backend, for one test, and the application's
+    settings for it (in `settings_file`)."""
+
+    backend: str
+    settings: dict[str, Any]
+    settings_file: Path
+    remove: Callable[[str], None]  # removes an object behind rex.attach's back
+    env: dict[str, str] = field(default_factory=dict)
+    _app: Rex | None = None
+
+    def run(self, command: str, *args: str, input: bytes | None = None,
+            settings: bool = True) -> Result:
+        """``rex attach COMMAND PACKAGE --settings FILE ARGS...`` as a subprocess."""
+        argv = [rex_script(), "attach", command, PACKAGE]
+        if settings:
+            argv += ["--settings", str(self.settings_file)]
+        process = subprocess.run([*argv, *args], input=input, capture_output=True,
+                                 timeout=TIMEOUT, env={**os.environ, **self.env},
+                                 stdin=None if input is not None else subprocess.DEVNULL)
+        err = process.stderr.decode(errors="replace")
+        assert "Traceback" not in err, err
+        return Result(process.returncode, process.stdout.decode(errors="replace"), err)
+
+    def run_bytes(self, command: str, *args: str) -> bytes:
+        argv = [rex_script(), "attach", command, PACKAGE, "--settings", str(self.settings_file)]
+        process = subprocess.run([*argv, *args], capture_output=True, timeout=TIMEOUT,
+                                 stdin=subprocess.DEVNULL, env={**os.environ, **self.env})
+        assert process.returncode == 0, process.stderr.decode(errors="replace")
+        return process.stdout
+
+    @property
+    def app(self) -> Rex:
+        """The application in this process, on the same store and database."""
+        if self._app is None:
+            self._app = Rex(PACKAGE, **self.settings)
+        return self._app
+
+    @property
+    def storage(self) -> Storage:
+        with self.app:
+            return get_storage()
+
+
+def bucket_name() -> str:
+    return f"cli-{uuid.uuid4().hex[:20]}"
+
+
+def new_store(backend: Backend, tmp_path: Path) -> Store:
+    """A new, empty store of `backend`, with a database of its own."""
+    settings: dict[str, Any] = {"db": f"sqlite:///{tmp_path}/demo-{uuid.uuid4().hex[:8]}.sqlite"}
+    if backend.name == "local":
+        path = tmp_path / f"attachments-{uuid.uuid4().hex[:8]}"
+        path.mkdir()
+        settings["attach_dir"] = str(path)
+
+        def remove(key: str) -> None:
+            os.unlink(path / key)
+    elif backend.name == "s3":
+        settings.update(backend.settings, attach_s3_bucket=bucket_name())
+        client = s3_client(settings)
+        client.create_bucket(Bucket=settings["attach_s3_bucket"])
+
+        def remove(key: str) -> None:
+            client.delete_object(Bucket=settings["attach_s3_bucket"], Key=key)
+    else:
+        settings.update(backend.settings, attach_gcs_bucket=bucket_name())
+        endpoint = backend.env["STORAGE_EMULATOR_HOST"]
+        requests.post(f"{endpoint}/storage/v1/b", params={"project": PROJECT},
+                      json={"name": settings["attach_gcs_bucket"]}, timeout=10).raise_for_status()
+
+        def remove(key: str) -> None:
+            requests.delete(f"{endpoint}/storage/v1/b/{settings['attach_gcs_bucket']}/o/"
+                            f"{requests.utils.quote(key, safe='')}", timeout=10).raise_for_status()
+    path = tmp_path / f"settings-{uuid.uuid4().hex[:8]}.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    return Store(backend.name, settings, path, remove, dict(backend.env))
+
+
+def s3_client(settings: dict[str, Any]) -> Any:
+    """A plain boto3 client of the S3 store of these settings."""
+    return boto3.session.Session().client(
+        "s3", endpoint_url=settings["attach_s3_endpoint"],
+        region_name=settings["attach_s3_region"],
+        aws_access_key_id=settings["attach_s3_access_key"],
+        aws_secret_access_key=settings["attach_s3_secret_key"])
+
+
+# Does this rex.attach record a checksum of every attachment (Stat.crc32c)?
+RECORDS_CHECKSUMS = "crc32c" in Stat._fields
+
+
+def crc32c(data: bytes) -> str:
+    """The CRC32C of `data` as the stores show it: base64 of 4 big-endian bytes."""
+    return base64.b64encode(google_crc32c.Checksum(data).digest()).decode()
+
+
+def recorded_crc32c(data: bytes) -> str | None:
+    """What a store records of content added now."""
+    return crc32c(data) if RECORDS_CHECKSUMS else None
