@@ -49,6 +49,10 @@ class Store:
     settings: dict[str, Any]
     settings_file: Path
     remove: Callable[[str], None]  # removes an object behind rex.attach's back
+    # flips a byte of an object behind rex.attach's back, its metadata kept
+    damage: Callable[[str, int], None]
+    # stores an object as a plain client does, without rex.attach's metadata
+    put: Callable[[str, bytes], None]
     env: dict[str, str] = field(default_factory=dict)
     _app: Rex | None = None
 
@@ -99,6 +103,17 @@ def new_store(backend: Backend, tmp_path: Path) -> Store:
 
         def remove(key: str) -> None:
             os.unlink(path / key)
+
+        def damage(key: str, offset: int) -> None:
+            with open(path / key, "r+b") as file:
+                file.seek(offset)
+                byte = file.read(1)
+                file.seek(offset)
+                file.write(bytes([byte[0] ^ 0xFF]))
+
+        def put(key: str, data: bytes) -> None:
+            (path / key).parent.mkdir(parents=True)
+            (path / key).write_bytes(data)
     elif backend.name == "s3":
         settings.update(backend.settings, attach_s3_bucket=bucket_name())
         client = s3_client(settings)
@@ -106,6 +121,17 @@ def new_store(backend: Backend, tmp_path: Path) -> Store:
 
         def remove(key: str) -> None:
             client.delete_object(Bucket=settings["attach_s3_bucket"], Key=key)
+
+        def damage(key: str, offset: int) -> None:
+            bucket = settings["attach_s3_bucket"]
+            found = client.get_object(Bucket=bucket, Key=key)
+            body = bytearray(found["Body"].read())
+            body[offset] ^= 0xFF
+            client.put_object(Bucket=bucket, Key=key, Body=bytes(body),
+                              ContentType=found["ContentType"], Metadata=found["Metadata"])
+
+        def put(key: str, data: bytes) -> None:
+            client.put_object(Bucket=settings["attach_s3_bucket"], Key=key, Body=data)
     else:
         settings.update(backend.settings, attach_gcs_bucket=bucket_name())
         endpoint = backend.env["STORAGE_EMULATOR_HOST"]
@@ -115,9 +141,17 @@ def new_store(backend: Backend, tmp_path: Path) -> Store:
         def remove(key: str) -> None:
             requests.delete(f"{endpoint}/storage/v1/b/{settings['attach_gcs_bucket']}/o/"
                             f"{requests.utils.quote(key, safe='')}", timeout=10).raise_for_status()
-    path = tmp_path / f"settings-{uuid.uuid4().hex[:8]}.yaml"
-    path.write_text(yaml.safe_dump(settings))
-    return Store(backend.name, settings, path, remove, dict(backend.env))
+
+        def damage(key: str, offset: int) -> None:
+            raise NotImplementedError("fake-gcs-server keeps its objects in memory")
+
+        def put(key: str, data: bytes) -> None:
+            requests.post(f"{endpoint}/upload/storage/v1/b/{settings['attach_gcs_bucket']}/o",
+                          params={"uploadType": "media", "name": key}, data=data,
+                          timeout=10).raise_for_status()
+    settings_file = tmp_path / f"settings-{uuid.uuid4().hex[:8]}.yaml"
+    settings_file.write_text(yaml.safe_dump(settings))
+    return Store(backend.name, settings, settings_file, remove, damage, put, dict(backend.env))
 
 
 def s3_client(settings: dict[str, Any]) -> Any:
