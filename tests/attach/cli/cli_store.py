@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,10 +58,11 @@ class Store:
     _app: Rex | None = None
 
     def run(self, command: str, *args: str, input: bytes | None = None,
-            settings: bool = True) -> Result:
-        """``rex attach COMMAND PACKAGE --settings FILE ARGS...`` as a subprocess."""
-        argv = [rex_script(), "attach", command, PACKAGE]
-        if settings:
+            package: str = PACKAGE) -> Result:
+        """``rex attach COMMAND PACKAGE --settings FILE ARGS...`` as a
+        subprocess (a ``--settings`` in `args` wins)."""
+        argv = [rex_script(), "attach", command, package]
+        if "--settings" not in args:
             argv += ["--settings", str(self.settings_file)]
         process = subprocess.run([*argv, *args], input=input, capture_output=True,
                                  timeout=TIMEOUT, env={**os.environ, **self.env},
@@ -175,3 +177,11 @@ def crc32c(data: bytes) -> str:
 def recorded_crc32c(data: bytes) -> str | None:
     """What a store records of content added now."""
     return crc32c(data) if RECORDS_CHECKSUMS else None
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 120) -> None:
+    """Waits for `condition` to hold, checking it every 50 ms."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"still not true after {timeout} s"
+        time.sleep(0.05)
