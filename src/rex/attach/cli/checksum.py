@@ -73,6 +73,9 @@ class Checksummed:
     def tell(self) -> int:
         return self.position
 
+    def close(self) -> None:
+        self.stream.close()
+
     @property
     def crc32c(self) -> str | None:
         """The checksum of the first pass, if it read everything in order."""
