@@ -6,6 +6,7 @@ REQUIRES = ("rex.web",)
 from .handle import check_handle, sanitize_filename  # noqa: E402
 from .local import LocalStorage  # noqa: E402
 from .location import AttachLocation, AttachSpool  # noqa: E402
+from .references import AttachmentReferences  # noqa: E402
 from .response import AttachmentApp  # noqa: E402
 from .settings import get_storage  # noqa: E402
 from .storage import PresignedLink, Stat, Storage  # noqa: E402
@@ -13,6 +14,7 @@ from .upload import Attachment, AttachmentVal, download, upload  # noqa: E402
 
 __all__ = [
     "Attachment", "AttachmentApp", "AttachmentVal", "AttachLocation", "AttachSpool",
+    "AttachmentReferences",
     "LocalStorage", "PresignedLink", "Stat", "Storage", "check_handle", "download",
     "get_storage", "sanitize_filename", "upload",
 ]

@@ -1,6 +1,6 @@
 """Where the demo keeps attachment handles: what `rex attach orphans` reads."""
 
-from rex.attach.references import AttachmentReferences
+from rex.attach import AttachmentReferences
 
 from .database import file_table
 
