@@ -677,19 +677,23 @@ def migrate_measure(ctx: Context) -> Measure:
             client, store.bucket, root / "attachments", paths, "ref/", sizes.jobs), count,
             lambda: store.delete("ref/"))
 
-    def project() -> Trial:
-        store = s3(ctx)
-        settings = operations.settings_file(root / "settings.yaml",
-                                            attach_dir=str(root / "attachments"))
-        target = operations.settings_file(root / "s3.yaml", **store.settings)
-        warm_command(ctx, settings)
-        return process_trial(lambda: operations.migrate(settings, target, sizes.jobs), count,
-                             lambda: store.delete("2020/"))
-
     raw = side(f"boto3 put_object, {sizes.jobs} threads", ref, 0.8)
     return Measure("migrate", f"rex attach migrate of {count:,} files of "
                    f"{sizes.migrate_size >> 10} KiB to S3, {sizes.jobs} jobs", "files/s", [raw],
-                   project_side(ctx, project, raw), growth_of="process")
+                   project_side(ctx, lambda: migrate_trial(ctx, root, sizes.jobs, count), raw),
+                   growth_of="process")
+
+
+def migrate_trial(ctx: Context, root: Path, jobs: int, amount: float) -> Trial:
+    """`rex attach migrate` of the store in `root` to the S3 bucket; what it
+    copied is deleted after each run."""
+    store = s3(ctx)
+    settings = operations.settings_file(root / "settings.yaml",
+                                        attach_dir=str(root / "attachments"))
+    target = operations.settings_file(root / "s3.yaml", **store.settings)
+    warm_command(ctx, settings)
+    return process_trial(lambda: operations.migrate(settings, target, jobs), amount,
+                         lambda: store.delete("2020/"))
 
 
 def migrate_big_measure(ctx: Context) -> Measure:
@@ -707,19 +711,10 @@ def migrate_big_measure(ctx: Context) -> Measure:
             client, store.bucket, s3_key("big.bin"), path, TRANSFER), size / 1e6,
             lambda: store.delete("ref/"))
 
-    def project() -> Trial:
-        store = s3(ctx)
-        settings = operations.settings_file(root / "settings.yaml",
-                                            attach_dir=str(root / "attachments"))
-        target = operations.settings_file(root / "s3.yaml", **store.settings)
-        warm_command(ctx, settings)
-        return process_trial(lambda: operations.migrate(settings, target, 1), size / 1e6,
-                             lambda: store.delete("2020/"))
-
     raw = side("boto3 upload_fileobj, same config", ref)
     return Measure("migrate-big", f"rex attach migrate of one {mib(size)} file to S3", "MB/s",
-                   [raw], project_side(ctx, project, raw), max_growth=64 * MIB,
-                   growth_of="process")
+                   [raw], project_side(ctx, lambda: migrate_trial(ctx, root, 1, size / 1e6), raw),
+                   max_growth=64 * MIB, growth_of="process")
 
 
 def ls_measure(ctx: Context) -> Measure:

@@ -5,11 +5,16 @@ of its fake-gcs-server), and the command run as a subprocess on it."""
 from __future__ import annotations
 
 import base64
+import contextlib
+import hashlib
 import os
+import sqlite3
 import subprocess
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,13 +23,16 @@ import boto3
 import google_crc32c
 import requests
 import yaml
+from sqlalchemy import insert
 
 from backend_gcs import PROJECT
 from backends import Backend
 from helpers import rex_script
 
 from rex.attach import Stat, Storage, get_storage
+from rex.attach_demo import file_table
 from rex.core import Rex
+from rex.db import get_db
 
 PACKAGE = "rex.attach_demo"
 TIMEOUT = 300  # seconds any one command may take
@@ -84,6 +92,13 @@ class Store:
         if self._app is None:
             self._app = Rex(PACKAGE, **self.settings)
         return self._app
+
+    def add_rows(self, rows: dict[str, str]) -> None:
+        """Records of the demo that reference handles, by code."""
+        with self.app, get_db().begin() as connection:
+            for code, handle in rows.items():
+                connection.execute(insert(file_table).values(code=code, title=code,
+                                                             handle=handle, size=0))
 
     @property
     def storage(self) -> Storage:
@@ -185,3 +200,57 @@ def wait_until(condition: Callable[[], bool], timeout: float = 120) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"still not true after {timeout} s"
         time.sleep(0.05)
+
+
+def content(code: str) -> bytes:
+    """What the upload of a code holds: 128 KiB, known by its code."""
+    return hashlib.sha256(code.encode()).digest() * 4096
+
+
+class Uploads:
+    """Uploads to a served demo's /upload, from threads; `results` holds
+    each code's status (None: the server died under it)."""
+
+    def __init__(self, url: str, threads: int) -> None:
+        self.url = url
+        self.results: dict[str, int | None] = {}
+        self.done = threading.Condition()
+        self.pool = ThreadPoolExecutor(threads)
+
+    def post(self, code: str) -> None:
+        try:
+            status: int | None = requests.post(
+                self.url + "/upload", data={"code": code, "title": code},
+                files={"attachment": (f"{code}.bin", content(code))},
+                allow_redirects=False, timeout=120).status_code
+        except requests.RequestException:
+            status = None
+        with self.done:
+            self.results[code] = status
+            self.done.notify_all()
+
+    def submit(self, code: str) -> None:
+        self.pool.submit(self.post, code)
+
+    def wait(self, count: int) -> None:
+        """Waits until `count` uploads have their answer (or failed)."""
+        with self.done:
+            assert self.done.wait_for(lambda: len(self.results) >= count, timeout=120)
+
+    def __enter__(self) -> Uploads:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool.shutdown()
+
+
+@contextlib.contextmanager
+def locked(database: str) -> Iterator[None]:
+    """Holds the SQLite database's write lock: uploads store their file, then
+    wait for it to insert their record."""
+    connection = sqlite3.connect(database, isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        yield
+    finally:
+        connection.close()

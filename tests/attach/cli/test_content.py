@@ -6,10 +6,6 @@ import random
 from pathlib import Path
 
 from cli_store import Store
-from sqlalchemy import insert
-
-from rex.attach_demo import file_table
-from rex.db import get_db
 
 MISSING = "/2024/01/01/6f1c6ed5-3b5e-4b8e-9a53-2b2d2b6d1a2e/memo.txt"
 
@@ -51,12 +47,9 @@ def test_cat_of_what_is_not_there(store: Store) -> None:
 
 
 def test_rm_asks_and_removes_for_good(store: Store) -> None:
-    with store.app:
-        storage = store.storage
-        first, second = storage.add("a.txt", "a"), storage.add("b.txt", "b")
-        with get_db().begin() as connection:  # no record references them: no refusal
-            connection.execute(insert(file_table).values(
-                code="other", title="t", handle=MISSING, size=1))
+    storage = store.storage
+    first, second = storage.add("a.txt", "a"), storage.add("b.txt", "b")
+    store.add_rows({"other": MISSING})  # a record, but not of these: no refusal
     unanswered = store.run("rm", first)  # no terminal, nothing on stdin
     assert unanswered.status == 1 and "Remove 1 attachment for good?" in unanswered.err
     assert first in storage
@@ -74,12 +67,9 @@ def test_rm_asks_and_removes_for_good(store: Store) -> None:
 
 
 def test_rm_refuses_a_referenced_attachment(store: Store) -> None:
-    with store.app:
-        storage = store.storage
-        kept, free = storage.add("kept.txt", "kept"), storage.add("free.txt", "free")
-        with get_db().begin() as connection:
-            connection.execute(insert(file_table).values(code="k", title="Kept", handle=kept,
-                                                         size=4))
+    storage = store.storage
+    kept, free = storage.add("kept.txt", "kept"), storage.add("free.txt", "free")
+    store.add_rows({"k": kept})
     refused = store.run("rm", free, kept, "--yes")
     assert refused.status == 1
     assert refused.err == ("rex: Refusing to remove attachments that records reference "

@@ -5,15 +5,16 @@ references, also while uploads run."""
 from __future__ import annotations
 
 import os
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import requests
-from cli_store import Store, s3_client, wait_until
+from cli_store import Store, Uploads, locked, s3_client, wait_until
 from helpers import serve
-from test_orphans import COMMITTED, add_rows, content, locked
+from sqlalchemy import select
+
+from rex.attach_demo import file_table
+from rex.db import get_db
+from test_orphans import COMMITTED
 
 DAY = 86400
 GRACE = 10  # seconds: the grace period where attachments cannot be made older
@@ -38,28 +39,17 @@ def make_old(store: Store, handles: list[str]) -> list[str]:
 def test_gc_removes_old_orphans_only_while_uploads_run(store: Store, tmp_path: Path) -> None:
     storage = store.storage
     old_kept, old_orphan = storage.add("kept.txt", "kept"), storage.add("orphan.txt", "orphan")
-    add_rows(store, {"kept": old_kept})
+    store.add_rows({"kept": old_kept})
     grace = make_old(store, [old_kept, old_orphan])
-    results: dict[str, int | None] = {}
-    done = threading.Condition()
-
-    def upload(url: str, code: str) -> None:
-        status = requests.post(url + "/upload", data={"code": code, "title": code},
-                               files={"attachment": (f"{code}.bin", content(code))},
-                               allow_redirects=False, timeout=120).status_code
-        with done:
-            results[code] = status
-            done.notify_all()
-
-    database = store.settings["db"].removeprefix("sqlite:///")
     with serve(tmp_path, "--settings", str(store.settings_file)) as url, \
-            ThreadPoolExecutor(4) as pool:
+            Uploads(url, 4) as uploads:
         for i in range(COMMITTED):
-            upload(url, f"c{i:02}")
-        with locked(database):  # uploads in flight: stored, not yet recorded
+            uploads.post(f"c{i:02}")
+        with locked(store.settings["db"].removeprefix("sqlite:///")):
+            # Uploads in flight: each of the 2 workers stores a file, then waits.
             for i in range(COMMITTED, COMMITTED + 4):
-                pool.submit(upload, url, f"c{i:02}")
-            wait_until(lambda: len(list(storage)) == 2 + COMMITTED + 2)  # 2 workers
+                uploads.submit(f"c{i:02}")
+            wait_until(lambda: len(list(storage)) == 2 + COMMITTED + 2)
             in_flight = set(storage) - rows(store) - {old_orphan}
             assert len(in_flight) == 2
             dry = store.run("gc", "--orphans", "--dry-run", *grace)
@@ -70,20 +60,15 @@ def test_gc_removes_old_orphans_only_while_uploads_run(store: Store, tmp_path: P
             collected = store.run("gc", "--orphans", *grace)
             assert (collected.status, collected.lines) == (0, [
                 dry.lines[0].replace("would remove", "removed"), "removed 1, 0 failed"])
-        with done:
-            assert done.wait_for(lambda: len(results) == COMMITTED + 4, timeout=120)
-    assert set(results.values()) == {303}
+        uploads.wait(COMMITTED + 4)
+    assert set(uploads.results.values()) == {303}
     assert old_orphan not in storage and old_kept in storage
     assert in_flight <= set(storage)
     assert store.run("orphans").lines == ["0 unreferenced, 0 missing"]
 
 
 def rows(store: Store) -> set[str]:
-    from sqlalchemy import select
-
-    from rex.attach_demo import file_table
-    from rex.db import get_db
-
+    """The handles that the demo's records reference."""
     with store.app, get_db().connect() as connection:
         return set(connection.execute(select(file_table.c.handle)).scalars())
 

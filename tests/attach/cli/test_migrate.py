@@ -19,7 +19,6 @@ import yaml
 from backends import Backend
 from cli_store import PACKAGE, RECORDS_CHECKSUMS, TIMEOUT, Store, new_store, wait_until
 from helpers import rex_script, serve
-from test_orphans import add_rows
 
 DIRECTIONS = ["to", "from"]  # local to the backend, or the backend to local
 
@@ -71,7 +70,7 @@ def test_migrate_copies_every_attachment_and_the_application_follows(
         store: Store, local_store: Store, direction: str, tmp_path: Path) -> None:
     source, target = sides(store, local_store, direction)
     contents = fill(source, random.Random(7), 6, big=1)
-    add_rows(source, {f"c{i}": handle for i, handle in enumerate(sorted(contents))})
+    source.add_rows({f"c{i}": handle for i, handle in enumerate(sorted(contents))})
     before = {handle: source.storage.stat(handle) for handle in contents}
     result = source.run("migrate", "--to", str(target.settings_file), "--jobs", "3")
     assert (result.status, result.lines) == (0, [

@@ -4,35 +4,21 @@ that a server killed during uploads leaves."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import signal
-import sqlite3
-import threading
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import requests
 import yaml
-from cli_store import Store, wait_until
+from cli_store import Store, Uploads, content, locked, wait_until
 from helpers import PG_PASSWORD, serve, start_postgres
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from rex.attach_demo import file_table
 from rex.db import get_db
 
 MISSING = "/2024/01/01/6f1c6ed5-3b5e-4b8e-9a53-2b2d2b6d1a2e/memo.txt"
-
-
-def add_rows(store: Store, rows: dict[str, str]) -> None:
-    """Records that reference handles, by code."""
-    with store.app, get_db().begin() as connection:
-        for code, handle in rows.items():
-            connection.execute(insert(file_table).values(code=code, title=code, handle=handle,
-                                                         size=0))
 
 
 def test_orphans_are_unreferenced_attachments_and_missing_ones(store: Store) -> None:
@@ -42,7 +28,7 @@ def test_orphans_are_unreferenced_attachments_and_missing_ones(store: Store) -> 
     storage.remove(removed)
     assert store.run("orphans").lines == [f"unreferenced {h}" for h in sorted([
         referenced, unreferenced])] + ["2 unreferenced, 0 missing"]
-    add_rows(store, {"a": referenced, "b": MISSING, "c": removed, "d": "not a handle"})
+    store.add_rows({"a": referenced, "b": MISSING, "c": removed, "d": "not a handle"})
     result = store.run("orphans")
     assert result.status == 1
     assert result.lines == sorted([f"unreferenced {unreferenced}", f"missing      {MISSING}",
@@ -79,7 +65,7 @@ def test_orphans_on_postgres(local_store: Store, tmp_path: Path) -> None:
         store.settings_file.write_text(yaml.safe_dump(store.settings))
         storage = store.storage
         handles = sorted(storage.add(f"{i}.txt", str(i)) for i in range(2500))  # > a batch
-        add_rows(store, {f"c{i}": handle for i, handle in enumerate(handles) if i % 100})
+        store.add_rows({f"c{i}": handle for i, handle in enumerate(handles) if i % 100})
         result = store.run("orphans")
         assert result.status == 1
         assert result.lines == [f"unreferenced {handles[i]}" for i in range(0, 2500, 100)] + [
@@ -89,60 +75,28 @@ def test_orphans_on_postgres(local_store: Store, tmp_path: Path) -> None:
 
 # After kill -9 ---------------------------------------------------------------
 
-UPLOADS = 24
 COMMITTED = 8  # uploads that complete before the database is locked
-
-
-def content(code: str) -> bytes:
-    return hashlib.sha256(code.encode()).digest() * 4096  # 128 KiB, known by its code
-
-
-@contextlib.contextmanager
-def locked(database: str) -> Iterator[None]:
-    """Holds the SQLite database's write lock: uploads store their file, then
-    wait for it to insert their record."""
-    connection = sqlite3.connect(database, isolation_level=None)
-    try:
-        connection.execute("BEGIN IMMEDIATE")
-        yield
-    finally:
-        connection.close()
 
 
 def test_orphans_after_kill_9_during_uploads(store: Store, tmp_path: Path) -> None:
     """Uploads in flight when the server dies stored their file but not
     their record: `orphans` finds exactly those, and nothing is missing."""
-    results: dict[str, int | None] = {}
-    done = threading.Condition()
-
-    def upload(url: str, code: str) -> None:
-        try:
-            status: int | None = requests.post(
-                url + "/upload", data={"code": code, "title": code},
-                files={"attachment": (f"{code}.bin", content(code))},
-                allow_redirects=False, timeout=120).status_code
-        except requests.RequestException:
-            status = None  # the server died under it
-        with done:
-            results[code] = status
-            done.notify_all()
-
-    database = store.settings["db"].removeprefix("sqlite:///")
     storage = store.storage
     with serve(tmp_path, "--settings", str(store.settings_file)) as url, \
-            ThreadPoolExecutor(8) as pool:
+            Uploads(url, 8) as uploads:
         for i in range(COMMITTED):
-            upload(url, f"c{i:02}")
-        assert set(results.values()) == {303}
-        with locked(database):
-            for i in range(COMMITTED, UPLOADS):
-                pool.submit(upload, url, f"c{i:02}")
+            uploads.post(f"c{i:02}")
+        assert set(uploads.results.values()) == {303}
+        with locked(store.settings["db"].removeprefix("sqlite:///")):
+            for i in range(COMMITTED, 24):
+                uploads.submit(f"c{i:02}")
             # Each of the server's 2 workers stores its upload's file, then waits.
             wait_until(lambda: len(list(storage)) == COMMITTED + 2)
             os.killpg(url.pid, signal.SIGKILL)  # the master and its workers at once
+        uploads.wait(24)
     with store.app, get_db().connect() as connection:
         recorded = dict(connection.execute(select(file_table.c.handle, file_table.c.code)).all())
-    code_of = {hashlib.sha256(content(code)).digest(): code for code in results}
+    code_of = {hashlib.sha256(content(code)).digest(): code for code in uploads.results}
     orphaned = {}
     for handle in storage:
         with storage.open(handle) as stream:
@@ -150,7 +104,8 @@ def test_orphans_after_kill_9_during_uploads(store: Store, tmp_path: Path) -> No
         if handle not in recorded:
             orphaned[handle] = code
     assert sorted(recorded.values()) == [f"c{i:02}" for i in range(COMMITTED)]
-    assert len(orphaned) == 2 and all(results[code] is None for code in orphaned.values())
+    assert len(orphaned) == 2
+    assert all(uploads.results[code] is None for code in orphaned.values())
     result = store.run("orphans")
     assert result.status == 1
     assert result.lines == [f"unreferenced {handle}" for handle in sorted(orphaned)] + [

@@ -24,19 +24,16 @@ from typing import Any
 
 import click
 
-from rex.core import Error, Rex
+from rex.core import Error
 from rex.core.cli import Failure, build_app
 
 SETTING = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 
 
-class Problem(click.ClickException):
+class Problem(Failure):
     """The command ran and found a problem: its message, exit status 1."""
 
     exit_code = 1
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"rex: {self.format_message()}", err=True)
 
 
 class Found(Exception):

@@ -30,7 +30,7 @@ from ..settings import get_storage
 from ..storage import Storage
 from .command import Found, store_command
 from .listing import timestamp
-from .progress import Progress
+from .progress import Progress, quiet_option
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 DURATION = re.compile(r"(?:(\d+)([smhdw]))+|0")
@@ -95,7 +95,7 @@ def _abort(storage: S3Storage, upload: dict[str, Any]) -> None:
 @click.option("--orphans", "with_orphans", is_flag=True,
               help="Also remove attachments that no record references.")
 @click.option("--dry-run", "-n", is_flag=True, help="List what would be removed; remove nothing.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+@quiet_option
 def gc(app: Rex, age: float, with_orphans: bool, dry_run: bool, quiet: bool) -> None:
     """Removes what crashed writers left in PACKAGE's store (local staging
     entries, S3 multipart uploads never completed) and, with --orphans,

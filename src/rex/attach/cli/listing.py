@@ -16,7 +16,7 @@ from ..storage import Stat, Storage
 from .checksum import recorded
 from .command import Found, store_command
 from .jobs import parallel
-from .progress import Progress
+from .progress import Progress, quiet_option
 
 JOBS = 8  # stat requests at once for --long
 
@@ -57,11 +57,6 @@ def describe(handle: str, stat: Stat | None, as_json: bool) -> str:
         return handle
     return (f"{stat.st_size:>12}  {timestamp(stat.st_mtime)}  {recorded(stat) or '-':<8}  "
             f"{handle}")
-
-
-def quiet_option(function):  # type: ignore[no-untyped-def]
-    return click.option("--quiet", "-q", is_flag=True,
-                        help="No progress display.")(function)
 
 
 @store_command("ls", "[PREFIX]", arity=(0, 1))

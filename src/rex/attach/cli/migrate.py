@@ -24,7 +24,7 @@ from .checksum import Checksummed, read_crc32c, recorded
 from .command import Found, store_command
 from .jobs import parallel
 from .listing import count
-from .progress import Progress, size
+from .progress import Progress, quiet_option, size
 
 COPIED, SKIPPED, FAILED, GONE = "copied", "skipped", "failed", "gone"
 
@@ -98,7 +98,7 @@ class Migration:
               help="The settings of the application on the target store.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=8, show_default=True,
               help="Attachments copied at once.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+@quiet_option
 def migrate(app: Rex, target_file: str, jobs: int, quiet: bool) -> None:
     """Copies every attachment of PACKAGE to the store of the settings in
     TARGET.yaml (any backend to any backend), keeping its handle, and

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
+import click
 from tqdm import tqdm
 
 INTERVAL = 10.0  # seconds between plain lines
@@ -31,6 +33,11 @@ def size(count: float) -> str:
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
         count /= 1024
     raise AssertionError
+
+
+def quiet_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The ``--quiet`` option of a command that shows its progress."""
+    return click.option("--quiet", "-q", is_flag=True, help="No progress display.")(function)
 
 
 class Progress:

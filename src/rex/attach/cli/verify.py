@@ -16,7 +16,7 @@ from .checksum import read_crc32c, recorded
 from .command import Found, store_command
 from .jobs import parallel
 from .listing import count, under
-from .progress import Progress
+from .progress import Progress, quiet_option
 
 # What `verify` found of an attachment, and how it reports it.
 OK, DAMAGED, UNCHECKED, RECORDED, GONE, FAILED = (
@@ -64,7 +64,7 @@ def verify_one(storage: Storage, handle: str, record: bool) -> Verdict:
 @click.option("--record", is_flag=True,
               help="Record the checksum of attachments that have none (stored before "
                    "checksums were).")
-@click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+@quiet_option
 def verify(app: Rex, operands: list[str], jobs: int, record: bool, quiet: bool) -> None:
     """Reads every attachment (those starting with PREFIX, if given) in full
     and compares it with its recorded CRC32C.  Prints those that are
