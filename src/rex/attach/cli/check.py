@@ -30,7 +30,7 @@ from ..local import SECRET, LocalStorage
 from ..objectstore import ObjectStorage
 from ..settings import get_storage
 from ..storage import Storage
-from .command import Found, store_command
+from .command import Found, one_line, store_command
 
 PROBE = "rex-attach-check.txt"
 MAX_SKEW = 300  # seconds: warn well before signatures fail (900)
@@ -60,8 +60,7 @@ class Checks:
         try:
             detail = check()
         except (Error, CheckFailed, OSError, requests.RequestException) as error:
-            reason = " ".join(str(error).split())
-            click.echo(f"{name + ':':<10} {reason}")
+            click.echo(f"{name + ':':<10} {one_line(error)}")
             self.failed += 1
             return False
         click.echo(f"{name + ':':<10} ok{f' ({detail})' if detail else ''}")

@@ -74,6 +74,11 @@ def store_command(name: str, operands: str = "", arity: tuple[int, int | None] =
     return decorate
 
 
+def one_line(error: BaseException) -> str:
+    """An error's message on one line, for a report of many."""
+    return " ".join(str(error).split())
+
+
 @contextlib.contextmanager
 def errors() -> Iterator[None]:
     """Turns the errors of rex.attach into exit statuses: a plain `Error` is

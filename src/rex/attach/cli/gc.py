@@ -28,7 +28,7 @@ from ..references import UNREFERENCED, orphans
 from ..s3 import S3Storage
 from ..settings import get_storage
 from ..storage import Storage
-from .command import Found, store_command
+from .command import Found, one_line, store_command
 from .listing import timestamp
 from .progress import Progress, quiet_option
 
@@ -113,7 +113,7 @@ def gc(app: Rex, age: float, with_orphans: bool, dry_run: bool, quiet: bool) -> 
                 remove()
         except (Error, OSError) as error:
             failed += 1
-            click.echo(f"failed       {what}: {' '.join(str(error).split())}")
+            click.echo(f"failed       {what}: {one_line(error)}")
         else:
             removed += 1
             click.echo(f"{verb} {what}")

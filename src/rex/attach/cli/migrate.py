@@ -21,7 +21,7 @@ from ..local import LocalStorage
 from ..settings import get_storage
 from ..storage import Stat, Storage
 from .checksum import Checksummed, read_crc32c, recorded
-from .command import Found, store_command
+from .command import Found, one_line, store_command
 from .jobs import parallel
 from .listing import count
 from .progress import Progress, quiet_option, size
@@ -57,8 +57,8 @@ class Migration:
             if self.look_first and handle in self.target:
                 return self.settle(handle, stat)
             return self.copy(handle, stat)
-        except Error as error:
-            return Copy(handle, FAILED, 0, " ".join(str(error).split()))
+        except (Error, OSError) as error:  # an outage, a disk that fails
+            return Copy(handle, FAILED, 0, one_line(error))
 
     def copy(self, handle: str, stat: Stat) -> Copy:
         with self.source.open(handle) as stream:

@@ -13,7 +13,7 @@ from rex.core.cli import Failure
 from ..settings import get_storage
 from ..storage import Storage
 from .checksum import read_crc32c, recorded
-from .command import Found, store_command
+from .command import Found, one_line, store_command
 from .jobs import parallel
 from .listing import count, under
 from .progress import Progress, quiet_option
@@ -39,14 +39,14 @@ def verify_one(storage: Storage, handle: str, record: bool) -> Verdict:
         crc32c, size = read_crc32c(storage, handle)
     except NotFoundError:
         return Verdict(handle, GONE)  # removed since it was listed
-    except Error as error:
-        return Verdict(handle, FAILED, 0, " ".join(str(error).split()))
+    except (Error, OSError) as error:  # an outage, a disk that fails to read
+        return Verdict(handle, FAILED, 0, one_line(error))
     expected = recorded(stat)
     if expected is None and record:
         try:
             storage.record_crc32c(handle)  # type: ignore[attr-defined]
-        except Error as error:
-            return Verdict(handle, FAILED, size, " ".join(str(error).split()))
+        except (Error, OSError) as error:
+            return Verdict(handle, FAILED, size, one_line(error))
         return Verdict(handle, RECORDED, size, f"CRC32C {crc32c}")
     if expected is None:
         return Verdict(handle, UNCHECKED, size)
