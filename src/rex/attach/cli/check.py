@@ -73,25 +73,34 @@ def check(app: Rex) -> None:
     probe attachment written, read back and removed, signed links, and the
     clock against the store's."""
     storage = get_storage()
-    checks = Checks()
-    checks.run("settings", lambda: "")
-    checks.run("storage", lambda: (storage.verify(), where(storage))[1])
     content = secrets.token_hex(16).encode() + b"\n"
-    probe: list[str] = []
+    probe = ""
+
+    def reachable() -> str:
+        storage.verify()
+        return where(storage)
 
     def write() -> str:
-        probe.append(storage.add(PROBE, content))
-        return probe[0]
+        nonlocal probe
+        probe = storage.add(PROBE, content)
+        return probe
 
     def read() -> str:
-        with storage.open(probe[0]) as stream:
+        with storage.open(probe) as stream:
             if stream.read() != content:
                 raise CheckFailed("the probe read back differs from what was written")
         return f"{len(content)} bytes"
 
+    def remove() -> str:
+        storage.remove(probe)
+        return ""
+
+    checks = Checks()
+    checks.run("settings", lambda: "")
+    checks.run("storage", reachable)
     written = checks.run("write", write)
-    for name, run in (("read", read), ("links", lambda: links(app, storage, probe[0], content)),
-                      ("remove", lambda: storage.remove(probe[0]) or "")):
+    for name, run in (("read", read), ("links", lambda: links(app, storage, probe, content)),
+                      ("remove", remove)):
         if written:
             checks.run(name, run)
         else:
