@@ -718,25 +718,17 @@ def migrate_big_measure(ctx: Context) -> Measure:
 
 
 def ls_measure(ctx: Context) -> Measure:
+    """On the tree of the iterate measure, against its raw walk."""
     count = ctx.sizes.handles
-    tree = ctx.workdir / "tree"  # the iterate measure's
-
-    def make_tree() -> None:
-        ctx.fixture(f"a tree of {count:,} attachments", lambda: tree.exists() or library.make_tree(
-            str(tree), count))
-
-    def ref_trial() -> Trial:
-        make_tree()
-        return process_trial(lambda: library.count_all(library.scandir_walk(str(tree)), count),
-                             count)
+    walk = iterate_measure(ctx).refs[0]  # lays the tree out
+    ref = Side(walk.label, walk.trial, missing=walk.missing)
 
     def project() -> Trial:
-        make_tree()
-        settings = operations.settings_file(ctx.workdir / "ls.yaml", attach_dir=str(tree))
+        settings = operations.settings_file(ctx.workdir / "ls.yaml",
+                                            attach_dir=str(ctx.workdir / "tree"))
         warm_command(ctx, settings)
         return process_trial(lambda: operations.ls(settings), count)
 
-    ref = side("raw os.scandir walk", ref_trial)
     return Measure("ls", f"rex attach ls of {count:,} handles", "handles/s", [ref],
                    project_side(ctx, project, ref), max_growth=4 * MIB, growth_of="process")
 
