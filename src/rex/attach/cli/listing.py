@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import sys
 from collections.abc import Iterable, Iterator
 
 import click
@@ -70,9 +71,10 @@ def ls(app: Rex, operands: list[str], long: bool, as_json: bool, quiet: bool) ->
     shows progress on standard error."""
     storage = get_storage()
     prefix = operands[0] if operands else ""
+    out = sys.stdout  # buffered: click.echo() would flush every line
     if not long:
         for handle in under(storage, prefix):
-            click.echo(describe(handle, None, as_json))
+            out.write(describe(handle, None, as_json) + "\n")
         return
     total = None if quiet else count(storage, prefix)
 
@@ -86,7 +88,7 @@ def ls(app: Rex, operands: list[str], long: bool, as_json: bool, quiet: bool) ->
         for handle, stat in parallel(look, under(storage, prefix), JOBS, ordered=True):
             progress.advance(1, stat.st_size if stat else 0)
             if stat is not None:
-                click.echo(describe(handle, stat, as_json))
+                out.write(describe(handle, stat, as_json) + "\n")
 
 
 @store_command("stat", "HANDLE...", arity=(1, None))
