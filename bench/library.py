@@ -9,7 +9,6 @@ the standard library or boto3) and a project side (the `Storage` API).
 from __future__ import annotations
 
 import datetime
-import hashlib
 import os
 import time
 import uuid
@@ -119,13 +118,12 @@ def boto3_upload(client: Any, bucket: str, key: str, path: str, config: Any = No
     return timed(work)
 
 
-def file_sha256(path: str) -> str:
-    """The hex SHA-256 of a file (untimed: what a reference puts in metadata)."""
-    sha256 = hashlib.sha256()
+def file_crc32c(path: str) -> str:
+    """The CRC32C of a file (untimed: what a reference puts in metadata)."""
+    from rex.attach.checksum import compute
+
     with open(path, "rb") as file:
-        while chunk := file.read(CHUNK_SIZE):
-            sha256.update(chunk)
-    return sha256.hexdigest()
+        return compute(file)[0]
 
 
 def storage_add_file(storage: Any, name: str, path: str) -> tuple[Run, str]:

@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))  # for tests.servers (the S3 server)
 
 import http_client  # noqa: E402  (bench/ is sys.path[0])
 import library  # noqa: E402
+import nginx_sites  # noqa: E402
 import operations  # noqa: E402
 import procs  # noqa: E402
 
@@ -155,10 +156,12 @@ class RefTarget:
 
 
 class ProjectTarget:
-    """``rex serve rex.attach_demo`` on a local attachment directory, or on
-    an S3 bucket (`s3`), with ``/attach/...`` open to anybody."""
+    """``rex serve rex.attach_demo`` on a local attachment directory (its
+    own, or `extra`'s ``attach_dir``), or on an S3 bucket (`s3`), with
+    ``/attach/...`` open to anybody; `extra` holds more settings."""
 
-    def __init__(self, ctx: Context, name: str = "project", s3: S3 | None = None) -> None:
+    def __init__(self, ctx: Context, name: str = "project", s3: S3 | None = None,
+                 **extra: Any) -> None:
         import yaml
 
         base = ctx.workdir / name
@@ -167,12 +170,13 @@ class ProjectTarget:
         self.db = base / "demo.sqlite"
         settings: dict[str, Any] = {"access": {"rex.attach": "anybody"}}
         if s3 is None:
-            self.attach_dir = base / "attachments"
-            self.attach_dir.mkdir()
+            self.attach_dir = Path(extra.get("attach_dir") or base / "attachments")
+            self.attach_dir.mkdir(exist_ok=True)
             settings["attach_dir"] = str(self.attach_dir)
         else:
             settings.update(s3.settings)  # in the file, not on the command line: the keys
-        settings_file = base / "settings.yaml"
+        settings.update(extra)
+        settings_file = self.settings_file = base / "settings.yaml"
         settings_file.write_text(yaml.safe_dump(settings))
         rex = Path(sys.executable).parent / "rex"
         if not rex.exists():
@@ -394,6 +398,90 @@ def small_files_measure(ctx: Context) -> Measure:
                    project_side(ctx, lambda: trial("project"), ref))
 
 
+# -- download offload through nginx --------------------------------------------------------
+
+def offload_sites(ctx: Context) -> dict[str, Any]:
+    """Sites on one attachment directory, each behind an nginx that ``rex
+    nginx`` configures: the demo with ``attach_serve: accel`` ("accel"),
+    with ``proxy`` ("proxy", today's), `refs/accel_only.py` ("floor"); and
+    an nginx serving the directory straight ("static"); "project" is the
+    accel one's `ProjectTarget`."""
+    accel = ctx.target("project-accel", lambda: ProjectTarget(
+        ctx, "project-accel", attach_serve="accel", trusted_proxies=["127.0.0.1"]))
+    proxy = ctx.target("project-proxy", lambda: ProjectTarget(
+        ctx, "project-proxy", attach_dir=str(accel.attach_dir)))
+    floor = ctx.target("accel_only")
+    return {"project": accel,
+            "accel": ctx.target("nginx-accel", lambda: nginx_sites.in_front_of(
+                ctx.workdir, "nginx-accel", accel)),
+            "proxy": ctx.target("nginx-proxy", lambda: nginx_sites.in_front_of(
+                ctx.workdir, "nginx-proxy", proxy)),
+            "floor": ctx.target("nginx-floor", lambda: nginx_sites.in_front_of(
+                ctx.workdir, "nginx-floor", accel, upstream=floor.server.url)),
+            "static": ctx.target("nginx-static", lambda: nginx_sites.serving(
+                ctx.workdir, "nginx-static", accel.attach_dir))}
+
+
+def offload_measure(ctx: Context, name: str, title: str, unit: str,
+                    make: Callable[[dict[str, Any]], Callable[[str, bool], Trial]]) -> Measure:
+    """The project (``accel``) against nginx serving the files straight
+    (>= 0.7x), against an application that only answers X-Accel-Redirect
+    (the floor of a request through any application), and against today's
+    proxying; `make(sites)` gives the trial of a site, of paths under
+    ``/attach`` or (static) not."""
+    def trial(site: str) -> Trial:
+        return make(offload_sites(ctx))(site, site == "static")
+
+    static = side("nginx, the file straight", lambda: trial("static"), 0.7)
+    floor = side("nginx, accel_only.py", lambda: trial("floor"))
+    proxy = side("nginx, proxy (today)", lambda: trial("proxy"))
+    return Measure(name, title, unit, [static, floor, proxy],
+                   project_side(ctx, lambda: trial("accel"), static))
+
+
+def accel_small_measure(ctx: Context) -> Measure:
+    sizes = ctx.sizes
+    http_client.ensure_wrk()
+
+    def make(sites: dict[str, Any]) -> Callable[[str, bool], Trial]:
+        project, count = sites["project"], sizes.small_files
+        paths = ctx.fixture(f"accel: {count} files of {sizes.small >> 10} KiB", lambda: [
+            project.place(f"small-{i}.bin", sizes.small) for i in range(count)])
+
+        def trial(site: str, static: bool) -> Trial:
+            site_paths = [path.removeprefix("/attach") if static else path for path in paths]
+
+            def run() -> Sample:
+                with procs.on_client_cpus():
+                    return Sample(http_client.requests_per_second(
+                        sites[site].server.url, site_paths, sizes.wrk_seconds))
+            return run
+        return trial
+
+    return offload_measure(ctx, "accel-small", f"{sizes.small >> 10} KiB downloads through "
+                           "nginx, accel, 16 connections", "req/s", make)
+
+
+def accel_large_measure(ctx: Context) -> Measure:
+    size = ctx.sizes.download
+
+    def make(sites: dict[str, Any]) -> Callable[[str, bool], Trial]:
+        path = ctx.fixture(f"accel: a {mib(size)} file",
+                           lambda: sites["project"].place("big.bin", size))
+
+        def trial(site: str, static: bool) -> Trial:
+            url = sites[site].server.url + (path.removeprefix("/attach") if static else path)
+
+            def run() -> Sample:
+                with procs.on_client_cpus():
+                    return Sample(size / http_client.download(url, size) / 1e6)
+            return run
+        return trial
+
+    return offload_measure(ctx, "accel-large", f"download {mib(size)} through nginx, accel",
+                           "MB/s", make)
+
+
 # -- the library measures ------------------------------------------------------------------
 
 def process_trial(run: Callable[[], library.Run], amount: float,
@@ -544,15 +632,15 @@ def s3_add_measure(ctx: Context) -> Measure:
     size = ctx.sizes.s3
 
     def ref() -> Trial:
-        from rex.attach.objectstore import SHA256
+        from rex.attach.objectstore import CRC32C
         from rex.attach.response import content_type
         from rex.attach.s3 import TRANSFER
 
         store, path = s3(ctx), s3_file(ctx)
         client = store.project_client()
         extra_args = {"ContentType": content_type("big.bin"),
-                      "Metadata": {SHA256: ctx.fixture("S3: the file's SHA-256",
-                                                       lambda: library.file_sha256(path))}}
+                      "Metadata": {CRC32C: ctx.fixture("S3: the file's CRC32C",
+                                                       lambda: library.file_crc32c(path))}}
         return process_trial(
             lambda: library.boto3_upload(client, store.bucket, s3_key("big.bin"), path,
                                          TRANSFER, extra_args),
@@ -748,6 +836,8 @@ MEASURES: dict[str, Callable[[Context], Measure]] = {
     "migrate": migrate_measure,
     "migrate-big": migrate_big_measure,
     "ls": ls_measure,
+    "accel-small": accel_small_measure,
+    "accel-large": accel_large_measure,
 }
 
 

@@ -13,7 +13,7 @@ It talks to the store exactly as the project does: the client is the one
 `rex.attach.s3.S3Storage` makes (timeouts, retries, checksums off,
 create-only writes), made on first use in each worker as the project's is,
 the transfer is the module's `TRANSFER`, and the ``ExtraArgs`` have the
-project's shape (the content type of the name, a ``sha256`` in the metadata,
+project's shape (the content type of the name, a ``crc32c`` in the metadata,
 here a constant).
 
 Run: ``BENCH_S3_ENDPOINT=http://... BENCH_S3_REGION=... BENCH_S3_ACCESS_KEY=...
@@ -39,7 +39,7 @@ from rex.attach.s3 import TRANSFER, S3Storage
 BUCKET = os.environ["BENCH_S3_BUCKET"]
 PREFIX = os.environ.get("BENCH_S3_PREFIX", "ref").strip("/")
 CHUNK_SIZE = 1 << 20
-SHA256 = "0" * 64  # the metadata's shape; computing it is what the project adds
+CRC32C = "AAAAAA=="  # the metadata's shape; computing it is what the project adds
 
 _storage = S3Storage(BUCKET, endpoint=os.environ["BENCH_S3_ENDPOINT"],
                      region=os.environ["BENCH_S3_REGION"],
@@ -116,7 +116,7 @@ def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
             key = f"{PREFIX}/{time.strftime('%Y/%m/%d')}/{uuid.uuid4()}/{name}"
             content_type = mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
             client().upload_fileobj(content, BUCKET, key, Config=TRANSFER, ExtraArgs={
-                "ContentType": content_type, "Metadata": {"sha256": SHA256}})
+                "ContentType": content_type, "Metadata": {"crc32c": CRC32C}})
             stored.append(key)
     finally:
         for _, content in files:

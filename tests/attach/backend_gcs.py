@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import requests
-from backends import Backend
+from backends import Backend, flip
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -147,8 +147,11 @@ def _encode(text: str) -> str:
 
 
 def start_gcs(tmp: Path) -> Backend:
-    """A fake-gcs-server with an empty bucket, and a key that signs links."""
-    server = start_fake_gcs(tmp)
+    """A fake-gcs-server with an empty bucket, and a key that signs links;
+    its objects are files, which damage changes on disk (over the JSON API
+    the server would compute the new content's CRC32C)."""
+    objects = tmp / "objects"
+    server = start_fake_gcs(tmp, data_dir=objects)
     try:
         create_bucket(server)
     except BaseException:
@@ -160,4 +163,5 @@ def start_gcs(tmp: Path) -> Backend:
                    enforces_signatures=False, enforces_size=False, enforces_preconditions=False,
                    env={"STORAGE_EMULATOR_HOST": server.endpoint}, stop=server.stop,
                    verify=checker, allows_size=checker.allows_size,
-                   create_only=checker.create_only)
+                   create_only=checker.create_only,
+                   damage=lambda handle, offset: flip(objects / BUCKET / handle[1:], offset))

@@ -4,7 +4,9 @@ which checks signatures, expiry and POST policies as Amazon S3 does."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -39,13 +41,39 @@ def clear_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp: Path) -> None:
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
+def rewrite(admin: Any, bucket: str, key: str, change: Callable[[bytes], bytes],
+            metadata: Callable[[dict[str, str]], dict[str, str]] = dict) -> None:
+    """Rewrites an object with boto3: its content and metadata changed, its
+    content type kept."""
+    got = admin.get_object(Bucket=bucket, Key=key)
+    admin.put_object(Bucket=bucket, Key=key, Body=change(got["Body"].read()),
+                     ContentType=got["ContentType"], Metadata=metadata(got["Metadata"]))
+
+
+def flip(data: bytes, offset: int) -> bytes:
+    return data[:offset] + bytes([data[offset] ^ 1]) + data[offset + 1:]
+
+
+def legacy(metadata: dict[str, str]) -> dict[str, str]:
+    """The metadata of an object written before CRC32C: a SHA-256 instead
+    (which rex.attach no longer checks, so any value does)."""
+    return {"sha256": "0" * 64, **{name: value for name, value in metadata.items()
+                                   if name != "crc32c"}}
+
+
 def start_s3(tmp: Path) -> Backend:
-    """A radosgw with an empty bucket."""
+    """A radosgw with an empty bucket; damage is an object rewritten with
+    boto3, one bit flipped and its metadata (with the CRC32C) copied."""
     server = start_radosgw(tmp / "radosgw")
     try:
-        admin_client(server).create_bucket(Bucket=BUCKET)  # type: ignore[attr-defined]
+        admin = admin_client(server)
+        admin.create_bucket(Bucket=BUCKET)  # type: ignore[attr-defined]
     except BaseException:
         server.stop()
         raise
-    return Backend("s3", s3_settings(server), enforces_signatures=True, enforces_size=True,
-                   stop=server.stop)
+    return Backend(
+        "s3", s3_settings(server), enforces_signatures=True, enforces_size=True,
+        stop=server.stop,
+        damage=lambda handle, offset: rewrite(admin, BUCKET, handle[1:],
+                                              lambda data: flip(data, offset)),
+        forget_checksum=lambda handle: rewrite(admin, BUCKET, handle[1:], bytes, legacy))

@@ -6,10 +6,13 @@ it, and what its server enforces (some test servers accept any signature).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from rex.attach.local import CRC32C
 
 MAX_SIZE = 1 << 20  # attach_max_size in the contract suite
 
@@ -33,6 +36,13 @@ class Backend:
     # Where the server ignores preconditions of links: does the link sign
     # one that makes it create-only, `create_only(link, handle) -> bool`.
     create_only: Callable[[Any, str], bool] | None = None
+    # Flips one bit of an attachment's stored content at a byte `offset`,
+    # behind rex.attach's back, its recorded CRC32C left as it was:
+    # `damage(handle, offset)`.
+    damage: Callable[[str, int], None] = lambda handle, offset: None
+    # Makes an attachment one written before checksums were recorded, where
+    # the store can hold one without (GCS cannot): `forget_checksum(handle)`.
+    forget_checksum: Callable[[str], None] | None = None
 
     def refuses(self, response: Any, link: Any, method: str, handle: str) -> bool:
         """Was (or would be, on the real service) this request refused?"""
@@ -49,9 +59,20 @@ class Backend:
         return not self.allows_size(link, size)
 
 
+def flip(path: Path, offset: int) -> None:
+    """Flips the lowest bit of the byte at `offset` of a file, in place."""
+    with open(path, "r+b") as file:
+        file.seek(offset)
+        byte = file.read(1)[0]
+        file.seek(offset)
+        file.write(bytes([byte ^ 1]))
+
+
 def start_local(tmp: Path) -> Backend:
     """A directory; links are signed and checked by rex.attach itself."""
     path = tmp / "attachments"
     path.mkdir()
     return Backend("local", {"attach_dir": str(path)}, enforces_signatures=True,
-                   enforces_size=True)
+                   enforces_size=True,
+                   damage=lambda handle, offset: flip(path / handle[1:], offset),
+                   forget_checksum=lambda handle: os.removexattr(path / handle[1:], CRC32C))

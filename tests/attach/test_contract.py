@@ -6,21 +6,28 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import logging
 import os
+import random
 import time
 from email.utils import formatdate
 from urllib.parse import quote, urljoin
 
+import google_crc32c
 import pytest
 import requests
 from backends import MAX_SIZE
+from sqlalchemy import insert, select
 from webob import Request
 
-from rex.attach import PresignedLink, check_handle
+from rex.attach import DamagedError, PresignedLink, check_handle
+from rex.attach_demo.database import file_table
 from rex.core import Error, ExistsError, NotFoundError, TooLargeError
+from rex.db import get_db
 
 MISSING = "/2024/01/01/6f1c6ed5-3b5e-4b8e-9a53-2b2d2b6d1a2e/memo.txt"
 BODY = os.urandom(100_000)
+MiB = 1 << 20
 
 
 def call(storage, handle: str, **kwargs):
@@ -157,8 +164,9 @@ def test_route_ranges_conditionals_and_head(storage) -> None:
     assert head.headers["Content-Length"] == str(len(BODY))
 
 
-def test_route_under_a_server_with_a_file_wrapper(storage) -> None:
-    """Only an OS file goes to ``wsgi.file_wrapper`` (sendfile); others stream."""
+def test_route_under_a_server_with_a_file_wrapper(storage, backend) -> None:
+    """Only an OS file with no checksum to check goes to ``wsgi.file_wrapper``
+    (sendfile); others stream, checked."""
     wrapped = []
 
     def file_wrapper(file, block_size: int):
@@ -168,13 +176,131 @@ def test_route_under_a_server_with_a_file_wrapper(storage) -> None:
     handle = storage.add("data.bin", BODY)
     response = call(storage, handle, environ={"wsgi.file_wrapper": file_wrapper})
     assert response.body == BODY
-    assert [hasattr(file, "fileno") and file.fileno() >= 0 for file in wrapped] == (
-        [True] if storage.sendfile else [])
+    assert wrapped == []
+    if backend.forget_checksum is not None:
+        backend.forget_checksum(handle)
+        response = call(storage, handle, environ={"wsgi.file_wrapper": file_wrapper})
+        assert response.body == BODY
+        assert [hasattr(file, "fileno") and file.fileno() >= 0 for file in wrapped] == (
+            [True] if storage.sendfile else [])
 
 
 def test_route_of_missing_attachment(storage) -> None:
     with pytest.raises(Error, match="Attachment does not exist:"):
         storage.route(MISSING)
+
+
+# Checksums.
+
+def crc32c_of(data: bytes) -> str:
+    return base64.b64encode(google_crc32c.Checksum(data).digest()).decode()
+
+
+def randbytes(size: int, seed: int = 0) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+@pytest.mark.parametrize("size", [0, 100_000, 17 * MiB])  # 17 MiB: S3 multipart, GCS resumable
+@pytest.mark.parametrize("seekable", [True, False])
+def test_stat_gives_the_crc32c_recorded_at_write(storage, size: int, seekable: bool) -> None:
+    content = randbytes(size)
+    source = io.BytesIO(content)
+    if not seekable:
+        source.seekable = lambda: False  # type: ignore[method-assign]
+    handle = storage.add("data.bin", source)
+    assert storage.stat(handle).crc32c == crc32c_of(content)
+    assert call(storage, handle).headers["Repr-Digest"] == f"crc32c=:{crc32c_of(content)}:"
+    with storage.open(handle) as stream:
+        assert stream.read() == content
+
+
+def test_damage_is_found_at_the_end_of_a_full_read(storage, backend, caplog) -> None:
+    content = randbytes(3 * MiB, seed=1)
+    handle = storage.add("data.bin", content)
+    backend.damage(handle, 2 * MiB + 5)
+    with storage.open(handle) as stream:  # reads that are not the whole file: not checked
+        stream.seek(MiB)
+        assert stream.read() == content[MiB:2 * MiB + 5] + bytes([content[2 * MiB + 5] ^ 1]) \
+            + content[2 * MiB + 6:]
+        stream.seek(0)
+        assert stream.read(MiB) == content[:MiB]
+        with caplog.at_level(logging.ERROR, logger="rex.attach"), \
+                pytest.raises(DamagedError) as info:
+            stream.read()  # on from where the checked part ends: to the end, checked
+    assert str(info.value) == f"Attachment is damaged: its CRC32C does not match:\n    {handle}"
+    assert info.value.status == "503 Service Unavailable"
+    assert [(record.name, record.levelname) for record in caplog.records] == [
+        ("rex.attach", "ERROR")]
+    assert handle in caplog.records[0].getMessage()
+    with storage.open(handle) as stream:
+        stream.read(3 * MiB - 1)  # all but the last byte
+        with pytest.raises(DamagedError):
+            stream.read(1)
+    ranged = call(storage, handle, headers={"Range": "bytes=0-99"})
+    assert ranged.status_int == 206 and ranged.body == content[:100]
+
+
+def test_record_crc32c_of_an_attachment_without_one(storage, backend) -> None:
+    content = randbytes(200_000, seed=2)
+    handle = storage.add("data.bin", content)
+    if backend.forget_checksum is None:  # GCS: every object has one
+        assert storage.record_crc32c(handle) == crc32c_of(content)
+        return
+    backend.forget_checksum(handle)
+    assert storage.stat(handle).crc32c is None
+    response = call(storage, handle)
+    assert response.body == content and "Repr-Digest" not in response.headers
+    assert storage.record_crc32c(handle) == crc32c_of(content)
+    assert storage.stat(handle).crc32c == crc32c_of(content)
+    assert storage.record_crc32c(handle) == crc32c_of(content)  # once recorded, kept
+    assert storage.open(handle).read() == content
+    backend.damage(handle, 0)
+    with pytest.raises(DamagedError):
+        storage.open(handle).read()
+
+
+def add_row(app, code: str, handle: str, size: int) -> None:
+    """A row of the demo's ``file`` table, so that ``/download`` serves `handle`."""
+    with app, get_db().begin() as connection:
+        connection.execute(insert(file_table).values(code=code, title=code, handle=handle,
+                                                     size=size))
+
+
+def test_a_damaged_download_is_cut_off(app, storage, base_url: str, backend) -> None:
+    """Found at its last chunk, after the status and most of the body went
+    out: the server drops the connection short of its Content-Length."""
+    content = randbytes(3 * MiB, seed=3)
+    handle = storage.add("data.bin", content)
+    add_row(app, "cut", handle, len(content))
+    url = f"{base_url}/download?code=cut"
+    assert requests.get(url, timeout=60).content == content
+    backend.damage(handle, 10)
+    response = requests.get(url, stream=True, timeout=60)
+    assert response.status_code == 200
+    assert response.headers["Content-Length"] == str(len(content))
+    received = bytearray()
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        for chunk in response.iter_content(1 << 16):
+            received += chunk
+    assert 0 < len(received) < len(content)
+
+
+def test_a_small_damaged_download_is_503(app, storage, base_url: str, backend) -> None:
+    """Found in the first chunk, before anything went out: an error, not a
+    200 with a broken body.  The upload went through the demo's form, whose
+    parser computed the CRC32C that the store recorded."""
+    content = randbytes(100_000, seed=4)
+    uploaded = requests.post(f"{base_url}/upload", data={"code": "small", "title": "t"},
+                             files={"attachment": ("small.bin", content)}, timeout=60)
+    assert uploaded.status_code == 200, uploaded.text
+    with app, get_db().connect() as connection:
+        handle = connection.execute(
+            select(file_table.c.handle).where(file_table.c.code == "small")).scalar()
+    assert storage.stat(handle).crc32c == crc32c_of(content)
+    backend.damage(handle, len(content) - 1)
+    response = requests.get(f"{base_url}/download?code=small", timeout=60)
+    assert response.status_code == 503
+    assert response.text == f"Attachment is damaged: its CRC32C does not match:\n    {handle}\n"
 
 
 # Through a real `rex serve`.

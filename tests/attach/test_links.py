@@ -16,6 +16,7 @@ from helpers import staged
 from webob import Request
 
 from rex.attach import LocalStorage, get_storage
+from rex.attach.checksum import compute
 from rex.attach.signing import sign
 from rex.core import ExistsError, Rex, TooLargeError
 
@@ -52,6 +53,7 @@ def test_upload_link_stores_once_at_its_handle(app: Rex) -> None:
     response = put(app, link)
     assert response.status_int == 201
     assert storage(app).open(handle).read() == b"data"
+    assert storage(app).stat(handle).crc32c == compute(io.BytesIO(b"data"))[0]
     again = put(app, link, b"more")  # a replay
     assert again.status_int == 409 and "already exists" in again.text
     assert storage(app).open(handle).read() == b"data"

@@ -12,13 +12,18 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers import staged
 
-from rex.attach import LocalStorage
+import rex.attach.checksum
+from rex.attach import DamagedError, LocalStorage
+from rex.attach.checksum import compute
+from rex.attach.local import CRC32C
 from rex.core import Error
+from rex.web import Upload
 
 MISSING = "/2024/01/01/6f1c6ed5-3b5e-4b8e-9a53-2b2d2b6d1a2e/memo.txt"
 
@@ -113,6 +118,58 @@ def test_same_name_differs_by_uuid(storage: LocalStorage) -> None:
         storage.remove(handle.rsplit("/", 1)[0] + "/other.txt")
     assert storage.open(handle).read() == b"x"
     del other
+
+
+def crc32c_of(data: bytes) -> str:
+    return compute(io.BytesIO(data))[0]
+
+
+def test_the_crc32c_is_an_attribute_of_the_file(storage: LocalStorage) -> None:
+    """Set before the file is made durable and visible: nothing else is
+    stored, and every path to the file sets it (a copy, a spooled upload)."""
+    handle = storage.add("memo.txt", "Feed the cats!")
+    assert os.listdir(storage.path + os.path.dirname(handle)) == ["memo.txt"]
+    assert os.getxattr(storage.path + handle, CRC32C) == crc32c_of(b"Feed the cats!").encode()
+    assert storage.stat(handle).crc32c == crc32c_of(b"Feed the cats!")
+    assert staged(storage.path) == []
+
+
+def test_a_spooled_upload_keeps_the_crc32c_computed_as_it_arrived(storage: LocalStorage) -> None:
+    """Its file is renamed into place, not read again: the CRC32C recorded is
+    the parser's (here a different one, which a full read then refuses)."""
+    file, path = storage.spool()
+    file.write(b"spooled")
+    file.flush()
+    upload = Upload("a.txt", "text/plain", file, path)
+    upload.size, upload.crc32c = 7, crc32c_of(b"SPOOLED")
+    handle = storage.add("a.txt", upload)
+    upload.discard()
+    assert storage.stat(handle).crc32c == crc32c_of(b"SPOOLED")
+    with pytest.raises(DamagedError):
+        storage.open(handle).read()
+
+
+def test_record_crc32c_meeting_another_record(storage: LocalStorage, monkeypatch) -> None:
+    """Another process records it first: the same CRC32C stands; a different
+    one means the attachment or its record is damaged."""
+    compute_now = rex.attach.checksum.compute
+    for recorded, fails in [(crc32c_of(b"data"), False), (crc32c_of(b"DATA"), True)]:
+        handle = storage.add("a.txt", b"data")
+        path = storage.path + handle
+        os.removexattr(path, CRC32C)
+
+        def racing(file, copy=None, recorded=recorded, path=path):
+            os.setxattr(path, CRC32C, recorded.encode())  # by the other process, meanwhile
+            return compute_now(file, copy)
+
+        monkeypatch.setattr(rex.attach.checksum, "compute", racing)
+        if fails:
+            with pytest.raises(DamagedError):
+                storage.record_crc32c(handle)
+        else:
+            assert storage.record_crc32c(handle) == recorded
+        monkeypatch.undo()
+        assert storage.stat(handle).crc32c == recorded
 
 
 def test_iteration_is_sorted_and_shows_only_complete_attachments(storage: LocalStorage) -> None:
@@ -273,6 +330,29 @@ def test_verify(tmp_path: Path) -> None:
         LocalStorage(str(tmp_path / "file")).verify()
     with pytest.raises(Error, match="Attachment storage must be writable:\n    /proc"):
         LocalStorage("/proc").verify()
+
+
+@pytest.fixture
+def ramfs(tmp_path: Path) -> Iterator[Path]:
+    """A ramfs, which keeps no extended attributes, mounted for the test (as
+    root, or with sudo)."""
+    path = tmp_path / "ramfs"
+    path.mkdir()
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    subprocess.run([*sudo, "mount", "-t", "ramfs", "-o", "mode=0777", "ramfs", str(path)],
+                   check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run([*sudo, "umount", "-l", str(path)], check=True)
+
+
+def test_a_store_that_cannot_keep_checksums_is_refused(ramfs: Path) -> None:
+    with pytest.raises(Error) as info:
+        LocalStorage(str(ramfs)).verify()
+    assert str(info.value) == ("Attachment storage must support extended attributes (user.*), "
+                               f"which keep checksums:\n    {ramfs}\n"
+                               "Because:\n    Operation not supported")
 
 
 def test_repr(attach_dir: Path) -> None:

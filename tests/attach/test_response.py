@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import os
 from email.utils import formatdate
 
+import google_crc32c
 import pytest
 from webob import Request
 
-from rex.attach import LocalStorage
+from rex.attach import DamagedError, LocalStorage
+from rex.attach.local import CRC32C
 
 BODY = bytes(range(256)) * 40  # 10240 bytes
 
@@ -33,7 +37,9 @@ def test_full_response_headers(storage: LocalStorage, handle: str) -> None:
     assert response.body == BODY
     assert [name for name, _ in response.headerlist] == [
         "Content-Type", "Last-Modified", "ETag", "Cache-Control", "X-Content-Type-Options",
-        "Content-Length", "Content-Disposition", "Accept-Ranges"]
+        "Repr-Digest", "Content-Length", "Content-Disposition", "Accept-Ranges"]
+    crc32c = base64.b64encode(google_crc32c.Checksum(BODY).digest()).decode()
+    assert response.headers["Repr-Digest"] == f"crc32c=:{crc32c}:"
     assert response.headers["Content-Type"] == "application/octet-stream"
     assert response.headers["Content-Length"] == "10240"
     assert response.headers["Content-Disposition"] == "attachment; filename=data.bin"
@@ -119,10 +125,29 @@ class FileWrapper:
         self.file.close()
 
 
-def test_whole_files_go_through_the_servers_file_wrapper(storage, handle) -> None:
+def unchecked(storage: LocalStorage, handle: str) -> str:
+    """The attachment made one written before checksums were recorded."""
+    os.removexattr(storage.path + handle, CRC32C)
+    assert storage.stat(handle).crc32c is None
+    return handle
+
+
+def test_whole_files_are_read_through_their_checksum(storage, handle) -> None:
+    """``sendfile`` would send a damaged file as if it were fine: a file
+    with a checksum is never handed to the server's file wrapper."""
     FileWrapper.used = []
     response = call(storage, handle, environ={"wsgi.file_wrapper": FileWrapper})
     assert response.body == BODY
+    assert FileWrapper.used == []
+
+
+def test_whole_files_without_checksum_go_through_the_servers_file_wrapper(storage,
+                                                                          handle) -> None:
+    unchecked(storage, handle)
+    FileWrapper.used = []
+    response = call(storage, handle, environ={"wsgi.file_wrapper": FileWrapper})
+    assert response.body == BODY
+    assert "Repr-Digest" not in response.headers
     assert len(FileWrapper.used) == 1 and isinstance(FileWrapper.used[0], io.BufferedReader)
     ranged = call(storage, handle, headers={"Range": "bytes=0-9"},
                   environ={"wsgi.file_wrapper": FileWrapper})
@@ -210,3 +235,57 @@ def test_ascii_fallback_names_are_never_empty_or_hidden(name: str, fallback: str
 
     value = content_disposition(name)
     assert value.startswith(f"attachment; filename={fallback}; filename*=UTF-8''")
+
+
+def damage(storage: LocalStorage, handle: str, offset: int) -> None:
+    with open(storage.path + handle, "r+b") as file:
+        file.seek(offset)
+        byte = file.read(1)
+        file.seek(offset)
+        file.write(bytes([byte[0] ^ 1]))
+
+
+def test_the_checksum_describes_every_response_of_the_representation(storage, handle) -> None:
+    """RFC 9530's Repr-Digest is of the whole file, also on a 206 or a HEAD."""
+    digest = call(storage, handle).headers["Repr-Digest"]
+    assert call(storage, handle, headers={"Range": "bytes=0-9"}).headers["Repr-Digest"] == digest
+    assert call(storage, handle, method="HEAD").headers["Repr-Digest"] == digest
+
+
+def test_a_damaged_file_is_cut_off_at_its_last_chunk(storage) -> None:
+    """The status and the chunks before the last went out; the last one is
+    never sent: the body raises, and the server drops the connection."""
+    content = bytes(range(256)) * (3 * 4096)  # 3 MiB: three chunks
+    handle = storage.add("data.bin", content)
+    damage(storage, handle, 5)
+    opened = []
+
+    def open_file():
+        opened.append(storage.open(handle))
+        return opened[-1]
+
+    app = storage.route(handle)
+    app.open = open_file
+    started = []
+    body = app(Request.blank("/").environ, lambda status, headers: started.append(status))
+    assert started == ["200 OK"]
+    chunks = iter(body)
+    assert len(next(chunks)) + len(next(chunks)) == 2 << 20
+    with pytest.raises(DamagedError):
+        next(chunks)
+    body.close()
+    assert [file.closed for file in opened] == [True]
+
+
+def test_a_small_damaged_file_fails_before_the_status(storage) -> None:
+    """Found while the first chunk is read, before anything was sent: the
+    error propagates from the call, for the application to answer it (503)."""
+    handle = storage.add("data.bin", BODY)
+    damage(storage, handle, len(BODY) - 1)
+    started = []
+    with pytest.raises(DamagedError):
+        storage.route(handle)(Request.blank("/").environ,
+                              lambda status, headers: started.append(status))
+    assert started == []
+    ranged = call(storage, handle, headers={"Range": "bytes=0-99"})  # not a full read
+    assert ranged.status_int == 206 and ranged.body == BODY[:100]

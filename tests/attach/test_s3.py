@@ -4,6 +4,7 @@ racing uploads, memory use, paging and reads of a replaced object."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import os
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import google_crc32c
 import pytest
 from backend_s3 import admin_client, clear_aws_environment, s3_settings
 from servers import S3Server, free_port, start_radosgw
@@ -64,6 +66,10 @@ def bucket(admin: Any) -> str:
 def storage(server: S3Server, bucket: str) -> S3Storage:
     return S3Storage(bucket, endpoint=server.endpoint, region=server.region,
                      access_key=server.access_key, secret_key=server.secret_key)
+
+
+def crc32c_of(data: bytes) -> str:
+    return base64.b64encode(google_crc32c.Checksum(data).digest()).decode()
 
 
 def make_app(tmp_path: Path, **settings: Any) -> Rex:
@@ -273,13 +279,13 @@ def test_building_touches_no_network(counting_endpoint: tuple[str, Callable[[], 
     ("data.zzz", 10, "application/octet-stream"),
     ("scan.pdf", 17 * MiB, "application/pdf"),  # a multipart upload
 ])
-def test_add_sets_content_type_and_sha256(storage: S3Storage, admin: Any, name: str, size: int,
+def test_add_sets_content_type_and_crc32c(storage: S3Storage, admin: Any, name: str, size: int,
                                           mime: str) -> None:
     content = os.urandom(size)
     handle = storage.add(name, io.BytesIO(content))
     head = admin.head_object(Bucket=storage.bucket, Key=handle[1:])
     assert head["ContentType"] == mime
-    assert head["Metadata"] == {"sha256": hashlib.sha256(content).hexdigest()}
+    assert head["Metadata"] == {"crc32c": crc32c_of(content)}
     assert head["ContentLength"] == size
     assert ("-" in head["ETag"]) == (size > 16 * MiB)  # multipart ETags are "MD5-PARTS"
     with storage.open(handle) as stream:
@@ -371,14 +377,16 @@ def test_write_to_an_existing_handle_is_refused(storage: S3Storage, admin: Any) 
     assert str(info.value) == f"Attachment already exists:\n    {handle}"
     assert storage.open(handle).read() == b"original"
     head = admin.head_object(Bucket=storage.bucket, Key=handle[1:])
-    assert head["Metadata"]["sha256"] == hashlib.sha256(b"original").hexdigest()
+    assert head["Metadata"]["crc32c"] == crc32c_of(b"original")
 
 
-def sneak_in(storage: S3Storage, admin: Any, handle: str, operation: str) -> None:
+def sneak_in(storage: S3Storage, admin: Any, handle: str, operation: str,
+             body: bytes = b"theirs", metadata: dict[str, str] | None = None) -> None:
     """Someone else stores the handle's key just before `operation` is sent."""
 
     def put(**kwargs: Any) -> None:  # None: the call goes on
-        admin.put_object(Bucket=storage.bucket, Key=handle[1:], Body=b"theirs")
+        admin.put_object(Bucket=storage.bucket, Key=handle[1:], Body=body,
+                         Metadata=metadata or {})
 
     storage.client.meta.events.register(f"before-call.s3.{operation}", put)
 
@@ -392,6 +400,62 @@ def test_write_that_loses_a_race_is_refused(storage: S3Storage, admin: Any) -> N
         storage.write(handle, io.BytesIO(b"ours"))
     assert str(info.value) == f"Attachment already exists:\n    {handle}"
     assert admin.get_object(Bucket=storage.bucket, Key=handle[1:])["Body"].read() == b"theirs"
+
+
+def test_write_that_meets_its_own_content_stands(storage: S3Storage, admin: Any) -> None:
+    """What a retried PUT finds when its first attempt stored the object but
+    its answer was lost: the same CRC32C and size, taken as its own."""
+    handle = storage.reserve("memo.txt")
+    sneak_in(storage, admin, handle, "PutObject", b"ours", {"crc32c": crc32c_of(b"ours")})
+    storage.write(handle, io.BytesIO(b"ours"))
+    assert storage.open(handle).read() == b"ours"
+
+
+# Checksums recorded later ---------------------------------------------------
+
+def written_before_checksums(storage: S3Storage, admin: Any, content: bytes) -> str:
+    """An attachment as rex.attach stored it before CRC32C: a SHA-256 in its metadata."""
+    handle = storage.reserve("scan.pdf")
+    admin.put_object(Bucket=storage.bucket, Key=handle[1:], Body=content,
+                     ContentType="application/pdf",
+                     Metadata={"sha256": hashlib.sha256(content).hexdigest()})
+    return handle
+
+
+def test_record_crc32c_keeps_the_object_as_it_was(storage: S3Storage, admin: Any) -> None:
+    content = os.urandom(100_000)
+    handle = written_before_checksums(storage, admin, content)
+    assert storage.stat(handle).crc32c is None
+    calls = operations(storage)
+    assert storage.record_crc32c(handle) == crc32c_of(content)
+    assert calls == ["HeadObject", "GetObject", "HeadObject", "CopyObject"]
+    got = admin.get_object(Bucket=storage.bucket, Key=handle[1:])
+    assert got["Body"].read() == content
+    assert got["ContentType"] == "application/pdf"
+    assert got["Metadata"] == {"sha256": hashlib.sha256(content).hexdigest(),
+                               "crc32c": crc32c_of(content)}
+    assert storage.stat(handle).crc32c == crc32c_of(content)
+
+
+def test_record_crc32c_replaces_nothing_but_what_it_read(storage: S3Storage,
+                                                         admin: Any) -> None:
+    handle = written_before_checksums(storage, admin, b"old")
+    sneak_in(storage, admin, handle, "CopyObject")
+    with pytest.raises(NotFoundError) as info:
+        storage.record_crc32c(handle)
+    assert str(info.value) == f"Attachment was removed or replaced while it was read:\n    {handle}"
+    got = admin.get_object(Bucket=storage.bucket, Key=handle[1:])
+    assert got["Body"].read() == b"theirs" and got["Metadata"] == {}
+
+
+def test_record_crc32c_never_revives_a_removed_attachment(storage: S3Storage,
+                                                          admin: Any) -> None:
+    handle = written_before_checksums(storage, admin, b"old")
+    storage.client.meta.events.register("before-call.s3.CopyObject",
+                                        lambda **kwargs: storage.remove(handle))
+    with pytest.raises(NotFoundError):
+        storage.record_crc32c(handle)
+    assert handle not in storage
 
 
 # Memory ---------------------------------------------------------------------

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+import google_crc32c
 import pytest
 from backend_s3 import clear_aws_environment
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
@@ -122,6 +123,10 @@ def assert_gcs_compatible(request: AWSPreparedRequest) -> None:
     assert "transfer-encoding" not in sent
 
 
+def crc32c_of(data: bytes) -> str:
+    return base64.b64encode(google_crc32c.Checksum(data).digest()).decode()
+
+
 def signs(request: AWSPreparedRequest, string_to_sign: str) -> bool:
     """Is the request's Authorization the V2 signature of this string?"""
     return headers(request)["authorization"] == f"AWS {ACCESS}:{sign_v2(string_to_sign)}"
@@ -140,14 +145,14 @@ def test_add_sends_v2_signed_path_style_requests(storage: GCSInteropStorage, wir
         assert urlsplit(request.url).path == path
     assert signs(head, f"HEAD\n\n\n{headers(head)['date']}\n{path}")
 
-    sha256 = hashlib.sha256(content).hexdigest()
+    crc32c = crc32c_of(content)
     sent = headers(put)
     assert sent["content-type"] == "text/plain; charset=UTF-8"
-    assert sent["x-amz-meta-sha256"] == sha256
+    assert sent["x-amz-meta-crc32c"] == crc32c
     assert sent["content-length"] == str(len(content))
     assert "if-none-match" not in sent  # S3's create-only PUT; not sent to GCS
     assert signs(put, f"PUT\n\ntext/plain; charset=UTF-8\n{sent['date']}\n"
-                      f"x-amz-meta-sha256:{sha256}\n{path}")
+                      f"x-amz-meta-crc32c:{crc32c}\n{path}")
 
 
 def test_multipart_upload_requests(storage: GCSInteropStorage, wire: Wire) -> None:
@@ -159,7 +164,7 @@ def test_multipart_upload_requests(storage: GCSInteropStorage, wire: Wire) -> No
         assert "if-none-match" not in headers(request)
     create = headers(wire.request("CreateMultipartUpload"))
     assert create["content-type"] == "application/pdf"
-    assert create["x-amz-meta-sha256"] == hashlib.sha256(b"x" * (17 * MiB)).hexdigest()
+    assert create["x-amz-meta-crc32c"] == crc32c_of(b"x" * (17 * MiB))
     parts = [request for name, request in wire.sent if name == "UploadPart"]
     assert sorted(headers(request)["content-length"] for request in parts) == sorted(
         [str(8 * MiB), str(8 * MiB), str(MiB)])

@@ -10,6 +10,7 @@ import pytest
 from webob import Request
 
 from rex.attach import Attachment, AttachmentVal, LocalStorage, download, get_storage, upload
+from rex.attach.checksum import compute
 from rex.core import Error, Rex
 from rex.web import Upload
 
@@ -45,6 +46,8 @@ def test_upload_of_a_spooled_file_moves_it_into_place(demo: Rex) -> None:
     spooled.discard()
     assert get_storage().open(handle).read() == b"spooled"
     assert not Path(path).exists()
+    # No parser computed its CRC32C: the storage read it once to record it.
+    assert get_storage().stat(handle).crc32c == compute(io.BytesIO(b"spooled"))[0]
 
 
 def test_attachment_val() -> None:

@@ -3,18 +3,22 @@ read no further than it must, and a full disk told from a bad request."""
 
 from __future__ import annotations
 
+import base64
 import errno
 import itertools
 import os
+import random
 import sys
 import tracemalloc
 from pathlib import Path
 
+import google_crc32c
 import pytest
 from webob import Request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "pkgs"))
 
+import rex.web.form  # noqa: E402
 from rex.core import Rex  # noqa: E402
 from rex.web import Upload, parse_form  # noqa: E402
 from rex.web.form import (MAX_FIELDS, MAX_FIELDS_SIZE, MAX_FILES, MAX_PART_HEADERS,  # noqa: E402
@@ -257,3 +261,26 @@ def test_discard_removes_the_file_even_if_closing_fails(tmp_path: Path) -> None:
         upload.discard()
     assert raised.value.errno == errno.ENOSPC
     assert not path.exists()
+
+
+@pytest.mark.parametrize("chunk_size", [7, 1 << 20])
+def test_uploads_carry_the_crc32c_of_what_was_received(monkeypatch, chunk_size: int) -> None:
+    """Computed as the parser writes the spool: across chunks and across the
+    parser's look-behind of a boundary that turns out to be data."""
+    monkeypatch.setattr(rex.web.form, "CHUNK_SIZE", chunk_size)
+    near_boundary = b"\r\n--" + BOUNDARY.encode()[:-1] + b"!\r\n--" + BOUNDARY.encode()[:3]
+    contents = [b"", near_boundary * 50, random.Random(8).randbytes(3 * MiB)]
+    body = multipart(*[(f'{form("f")}; filename="f{i}.bin"', content)
+                       for i, content in enumerate(contents)])
+    request = Request.blank("/", method="POST", body=body,
+                            content_type=f"multipart/form-data; boundary={BOUNDARY}")
+    with app():
+        _, uploads = parse_form(request)
+    try:
+        assert [(upload.size, upload.crc32c) for upload in uploads] == [
+            (len(content), base64.b64encode(google_crc32c.Checksum(content).digest()).decode())
+            for content in contents]
+        assert [upload.read() for upload in uploads] == contents
+    finally:
+        for upload in uploads:
+            upload.discard()

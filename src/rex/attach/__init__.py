@@ -3,6 +3,7 @@ an S3-compatible server, or Google Cloud Storage, behind one interface."""
 
 REQUIRES = ("rex.web",)
 
+from .checksum import DamagedError  # noqa: E402
 from .handle import check_handle, sanitize_filename  # noqa: E402
 from .local import LocalStorage  # noqa: E402
 from .location import AttachLocation, AttachSpool  # noqa: E402
@@ -13,7 +14,7 @@ from .storage import PresignedLink, Stat, Storage  # noqa: E402
 from .upload import Attachment, AttachmentVal, download, upload  # noqa: E402
 
 __all__ = [
-    "Attachment", "AttachmentApp", "AttachmentVal", "AttachLocation", "AttachSpool",
+    "Attachment", "AttachmentApp", "AttachmentVal", "AttachLocation", "AttachSpool", "DamagedError",
     "AttachmentReferences",
     "LocalStorage", "PresignedLink", "Stat", "Storage", "check_handle", "download",
     "get_storage", "sanitize_filename", "upload",

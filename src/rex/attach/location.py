@@ -14,15 +14,17 @@ from webob.exc import HTTPForbidden, HTTPMethodNotAllowed, HTTPNotFound
 from rex.core import Error, InsufficientStorageError
 from rex.web import Location, Spool, Upload, redirect
 
+from . import checksum
 from .handle import handle_name, is_handle
+from .offload import serve
 from .settings import get_storage
 from .storage import CHUNK_SIZE
 
 
 class AttachLocation(Location):
-    """``GET``/``HEAD /attach/HANDLE`` serves an attachment to requests with
-    the permission that `access` gives rex.attach; an unknown or ill-formed
-    handle is 404.
+    """``GET``/``HEAD /attach/HANDLE`` serves an attachment (its bytes sent
+    as `attach_serve` says) to requests with the permission that `access`
+    gives rex.attach; an unknown or ill-formed handle is 404.
 
     A request carrying ``expires`` and ``signature`` (a direct link of the
     local backend) needs no session instead, but must match its signature:
@@ -56,7 +58,7 @@ class AttachLocation(Location):
                 raise HTTPForbidden("The link is invalid or expired.")
         if req.method == "PUT":
             return self.store(req, path, int(query["size"]), query.get("md5"))
-        return storage.route(path)(req)
+        return serve(path)(req)
 
     def store(self, req: Request, handle: str, size: int, md5: str | None) -> Response:
         """Streams the body to the storage's spool, then stores it."""
@@ -67,7 +69,7 @@ class AttachLocation(Location):
         file, path = get_storage().spool()
         upload = Upload(handle_name(handle), "application/octet-stream", file, path)
         try:
-            digest = hashlib.md5()
+            digest, crc = hashlib.md5(), 0
             stream, remaining = req.body_file_raw, size
             while remaining > 0:
                 chunk = stream.read(min(CHUNK_SIZE, remaining))
@@ -75,12 +77,13 @@ class AttachLocation(Location):
                     raise Error("Got a truncated body; bytes missing:", remaining)
                 remaining -= len(chunk)
                 digest.update(chunk)
+                crc = checksum.extend(crc, chunk)
                 try:
                     file.write(chunk)
                 except OSError as exc:
                     raise InsufficientStorageError("No space left to store the upload:",
                                                    handle) if exc.errno == errno.ENOSPC else exc
-            upload.size = size
+            upload.size, upload.crc32c = size, checksum.encode(crc)
             file.flush()
             file.seek(0)
             if md5 is not None and base64.b64encode(digest.digest()).decode() != md5:

@@ -6,8 +6,10 @@ A backend supplies a few primitives (`_connect`, `_find`, `_put`, `_read`,
 
 - a write is create-only: the store itself refuses a key that exists (S3
   ``If-None-Match: *``, GCS ``ifGenerationMatch=0``); when a retried request
-  meets our own earlier write, the SHA-256 in its metadata says so and the
-  write stands;
+  meets our own earlier write, its CRC32C and size say so and the write
+  stands;
+- every object has its CRC32C (GCS keeps one natively, S3 in the metadata),
+  which a read from start to end checks;
 - a removed attachment leaves a *tombstone* at its key, a small object marked
   ``removed`` in its metadata, so that a create-only write, and an upload
   link that is replayed, cannot fill the handle again;
@@ -22,9 +24,7 @@ A backend supplies a few primitives (`_connect`, `_find`, `_put`, `_read`,
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import os
 import tempfile
 import threading
@@ -33,19 +33,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, ClassVar, NamedTuple
 
-import google_crc32c
-
 from rex.core import Error, ExistsError, NotFoundError, UnavailableError
+from rex.web import Upload
 
+from . import checksum
 from .handle import check_handle, is_handle
 from .response import AttachmentApp
-from .storage import CHUNK_SIZE, Stat, Storage
+from .storage import Stat, Storage
 from .stream import Readable, open_ranges
 
 # What a removed attachment's key holds from then on.
 TOMBSTONE = b"rex.attach: this attachment was removed; its handle is not used again.\n"
 REMOVED = "removed"  # the metadata key that marks a tombstone
-SHA256 = "sha256"  # the metadata key of the content's SHA-256 (hex)
+CRC32C = "crc32c"  # the metadata key of the content's CRC32C, where the store keeps none
 
 
 @dataclass(frozen=True)
@@ -57,19 +57,17 @@ class Obj:
     mtime: float
     etag: str  # a strong HTTP entity tag, quotes included
     version: str  # S3: the ETag; GCS: the generation
-    sha256: str | None  # from the metadata
     removed: bool  # a tombstone
-    crc32c: str | None = None  # base64, where the store keeps one (GCS)
+    crc32c: str | None  # base64; None for an S3 object written before checksums
 
     def stat(self) -> Stat:
-        return Stat(self.size, self.mtime, self.etag)
+        return Stat(self.size, self.mtime, self.etag, self.crc32c)
 
 
 class Digest(NamedTuple):
-    """The content's checksums, known before it is sent (they go into the
-    object's metadata and the store checks the CRC32C where it can)."""
+    """The content's CRC32C and size, known before it is sent (S3 keeps the
+    CRC32C in the metadata; GCS checks it)."""
 
-    sha256: str  # hex
     crc32c: str  # base64 of the big-endian CRC32C, as GCS has it
     size: int
 
@@ -111,13 +109,18 @@ class ObjectStorage(Storage):
 
     @abstractmethod
     def _put(self, key: str, source: BinaryIO, digest: Digest) -> None:
-        """Stores `source` (seekable, at its start) at `key` with the SHA-256
-        in its metadata, only if nothing is there (else `Taken`)."""
+        """Stores `source` (seekable, at its start) at `key` with its CRC32C,
+        only if nothing is there (else `Taken`)."""
 
     @abstractmethod
     def _read(self, key: str, obj: Obj, start: int) -> Readable | None:
         """A stream of the version `obj` from byte `start` to its end, or
         None if that version is gone."""
+
+    @abstractmethod
+    def _record(self, key: str, obj: Obj, crc32c: str) -> None:
+        """Records the CRC32C of the version `obj`, which has none, only if
+        that version is still there (else `Taken`)."""
 
     @abstractmethod
     def _bury(self, key: str, obj: Obj) -> None:
@@ -172,7 +175,8 @@ class ObjectStorage(Storage):
                 self._put(key, source, digest)
             except Taken:
                 obj = self._find(key)
-                if obj is None or obj.removed or obj.sha256 != digest.sha256:
+                if (obj is None or obj.removed or obj.crc32c != digest.crc32c
+                        or obj.size != digest.size):
                     raise _taken(handle, obj) from None
                 # else a retry of ours met what its first attempt stored
 
@@ -190,10 +194,26 @@ class ObjectStorage(Storage):
                 raise NotFoundError("Attachment was removed or replaced while it was read:", handle)
             return _Guarded(stream, self._outage)
 
-        return open_ranges(obj.size, fetch)
+        return checksum.verified(open_ranges(obj.size, fetch), obj.size, obj.crc32c, handle)
 
     def stat(self, handle: str) -> Stat:
         return self._lookup(handle).stat()
+
+    def record_crc32c(self, handle: str) -> str:
+        """Reads the version found now and records its CRC32C on it, unless
+        another version has taken its place since."""
+        obj = self._lookup(handle)
+        if obj.crc32c is not None:
+            return obj.crc32c
+        with self._reader(handle, obj) as file:
+            crc32c, _ = checksum.compute(file)
+        with self._outage():
+            try:
+                self._record(self._key(handle), obj, crc32c)
+            except Taken:
+                raise NotFoundError("Attachment was removed or replaced while it was read:",
+                                    handle) from None
+        return crc32c
 
     def route(self, handle: str) -> AttachmentApp:
         """One lookup for the headers and the body: both are of one version."""
@@ -249,18 +269,22 @@ class _Guarded:
 
 @contextlib.contextmanager
 def _prepared(file: BinaryIO) -> Iterator[tuple[BinaryIO, Digest]]:
-    """The content as a seekable file at its start, and its digest: one pass
-    over a seekable file (read again from the page cache when sent), or a
-    copy into a temporary file of one that is not."""
+    """The content as a seekable file at its start, and its digest: that of
+    a form's upload, computed while it was received; else one pass over a
+    seekable file (read again from the page cache when sent), or a copy into
+    a temporary file of one that is not."""
     source = _seekable(file)
     if source is not None:
         start = source.tell()
-        digest = _digest(source)
+        if isinstance(file, Upload) and file.crc32c is not None and start == 0:
+            yield source, Digest(file.crc32c, file.size)
+            return
+        digest = Digest(*checksum.compute(source))
         source.seek(start)
         yield source, digest
         return
     with tempfile.TemporaryFile() as spool:
-        digest = _digest(file, copy=spool)
+        digest = Digest(*checksum.compute(file, copy=spool))
         spool.seek(0)
         yield spool, digest  # type: ignore[misc]
 
@@ -276,14 +300,3 @@ def _seekable(file: Any) -> BinaryIO | None:
             pass
     return None
 
-
-def _digest(source: BinaryIO, copy: BinaryIO | None = None) -> Digest:
-    """Reads to the end, copying what it reads to `copy` if given."""
-    sha256, crc32c, size = hashlib.sha256(), google_crc32c.Checksum(), 0
-    while chunk := source.read(CHUNK_SIZE):
-        sha256.update(chunk)
-        crc32c.update(chunk)
-        size += len(chunk)
-        if copy is not None:
-            copy.write(chunk)
-    return Digest(sha256.hexdigest(), base64.b64encode(crc32c.digest()).decode(), size)

@@ -3,17 +3,27 @@
 WebOb's conditional responses do the careful HTTP work (single byte ranges
 with 206/416, ``If-None-Match``/``If-Modified-Since`` with 304, ``If-Range``,
 ``HEAD``); this module supplies the headers and a body that streams from any
-backend, and hands a real file to the server's ``wsgi.file_wrapper``
-(``sendfile``) when the whole file is sent.  It reads the ``Range`` header
-itself, strictly, and hands WebOb only one byte range it acts on correctly:
-several ranges or an invalid header are ignored (200 with the whole file, as
-RFC 9110 allows), never a 206 of only the first.
+backend.  It reads the ``Range`` header itself, strictly, and hands WebOb
+only one byte range it acts on correctly: several ranges or an invalid
+header are ignored (200 with the whole file, as RFC 9110 allows), never a
+206 of only the first.
+
+The recorded CRC32C goes out as ``Repr-Digest`` (RFC 9530 registers
+``crc32c``, as "deprecated": fit against corruption, not against an
+adversary), and the body is read through Python, where the storage's file
+checks it; an attachment without one goes to the server's
+``wsgi.file_wrapper`` (``sendfile``) when the whole file is sent from a real
+file.  The first chunk of the body is read before the status is sent, so
+that a read that fails at once (a small attachment found damaged, an object
+gone) is answered as the error it is; a failure after that propagates from
+the body, and the server cuts the response off.
 """
 
 from __future__ import annotations
 
 import mimetypes
 import os
+import itertools
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
@@ -22,6 +32,8 @@ from typing import Any, BinaryIO
 from urllib.parse import quote
 
 from webob import Request, Response
+
+from .checksum import is_crc32c
 
 BLOCK_SIZE = 1 << 20
 RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)", re.IGNORECASE)  # one range (RFC 9110 14.1.1)
@@ -88,16 +100,20 @@ class AttachmentApp:
 
     Called with a WebOb request it returns a `webob.Response`; called as a
     WSGI application ``(environ, start_response)`` it answers the request.
+    `crc32c` is the attachment's recorded checksum, which `open()` checks
+    when the file is read to its end (as `Storage.open()` does).
     """
 
     def __init__(self, name: str, size: int, mtime: float, etag: str,
-                 open: Callable[[], BinaryIO], *, sendfile: bool = False) -> None:
+                 open: Callable[[], BinaryIO], *, sendfile: bool = False,
+                 crc32c: str | None = None) -> None:
         self.name = name
         self.size = size
         self.mtime = mtime
         self.etag = etag
         self.open = open
         self.sendfile = sendfile  # `open()` gives an OS file, fit for ``sendfile``
+        self.crc32c = crc32c
 
     def response(self, req: Request) -> Response:
         headers = [
@@ -106,6 +122,10 @@ class AttachmentApp:
             ("ETag", self.etag),
             ("Cache-Control", "private, no-cache"),
             ("X-Content-Type-Options", "nosniff"),
+        ]
+        if is_crc32c(self.crc32c):
+            headers.append(("Repr-Digest", f"crc32c=:{self.crc32c}:"))
+        headers += [
             ("Content-Length", str(self.size)),
             ("Content-Disposition", content_disposition(self.name)),
             ("Accept-Ranges", "bytes"),
@@ -113,9 +133,11 @@ class AttachmentApp:
         body: Iterable[bytes] = Body(self.open, self.size)
         wrapper = req.environ.get("wsgi.file_wrapper")
         ranged = byte_range(req.environ.get("HTTP_RANGE", ""), self.size) is not None
-        if self.sendfile and wrapper is not None and req.method == "GET" and not ranged:
+        if (self.sendfile and self.crc32c is None and wrapper is not None
+                and req.method == "GET" and not ranged):
             body = wrapper(self.open(), BLOCK_SIZE)
-        return _RangeResponse(headerlist=headers, app_iter=body, conditional_response=True)
+            return _RangeResponse(headerlist=headers, app_iter=body, conditional_response=True)
+        return _StreamedResponse(headerlist=headers, app_iter=body, conditional_response=True)
 
     def __call__(self, *args: Any) -> Any:
         if len(args) == 1:
@@ -140,6 +162,42 @@ class _RangeResponse(Response):
             if header is not None:
                 environ["HTTP_RANGE"] = header
         return super().conditional_response_app(environ, start_response)
+
+
+class _StreamedResponse(_RangeResponse):
+    """A response that reads the first chunk of its body before it starts:
+    if that read fails, the error propagates from the call, nothing sent."""
+
+    def __call__(self, environ: dict, start_response: Callable) -> Any:
+        started: list[tuple] = []
+        app_iter = super().__call__(environ, lambda *args: started.append(args))
+        chunks = _Chained(app_iter)
+        try:
+            chunks.first = list(itertools.islice(chunks.iterator, 1))
+        except BaseException:
+            chunks.close()
+            raise
+        start_response(*started[0])
+        return chunks
+
+
+class _Chained:
+    """The chunks of an iterable, its first one read ahead; closing it
+    closes both the iterator and the iterable."""
+
+    def __init__(self, source: Iterable[bytes]) -> None:
+        self.source = source
+        self.iterator = iter(source)
+        self.first: list[bytes] = []
+
+    def __iter__(self) -> Iterator[bytes]:
+        return itertools.chain(self.first, self.iterator)
+
+    def close(self) -> None:
+        for part in (self.iterator, self.source):
+            close = getattr(part, "close", None)
+            if close is not None:
+                close()
 
 
 class Body:

@@ -2,7 +2,9 @@
 
 Layout: the object of handle ``/Y/M/D/UUID/NAME`` has the key
 ``Y/M/D/UUID/NAME``; its ``Content-Type`` comes from the name and its
-metadata ``x-amz-meta-sha256`` is the SHA-256 of its content.  An S3 write
+metadata ``x-amz-meta-crc32c`` is the CRC32C of its content (objects written
+before checksums have a ``x-amz-meta-sha256`` instead, which is not
+checked; `record_crc32c()` adds the CRC32C).  An S3 write
 (a single PUT, or a multipart upload once completed) becomes visible whole or
 not at all; a failed multipart upload is aborted.  The protocol (create-only
 writes, tombstones, pinned reads) is `ObjectStorage`'s.
@@ -33,7 +35,7 @@ from botocore.exceptions import (
 from rex.core import Error
 
 from .handle import handle_name
-from .objectstore import REMOVED, SHA256, TOMBSTONE, Digest, Obj, ObjectStorage, Taken
+from .objectstore import CRC32C, REMOVED, TOMBSTONE, Digest, Obj, ObjectStorage, Taken
 from .response import content_disposition, content_type
 from .storage import PresignedLink
 from .stream import Readable
@@ -68,6 +70,7 @@ class S3Storage(ObjectStorage):
     page_size = 1000  # objects per listing request
     signature_version = "s3v4"
     create_only = True  # does the store honour ``If-None-Match: *`` on writes?
+    ceph_copy_headers = True  # also send a copy's conditions under radosgw's names
 
     def __init__(self, bucket: str, *, endpoint: str | None = None, region: str | None = None,
                  access_key: str | None = None, secret_key: str | None = None,
@@ -112,6 +115,8 @@ class S3Storage(ObjectStorage):
             for operation in ("PutObject", "CompleteMultipartUpload"):
                 client.meta.events.register(f"before-parameter-build.s3.{operation}",
                                             _if_none_match)
+        if self.ceph_copy_headers:
+            client.meta.events.register("before-sign.s3.CopyObject", _ceph_copy_conditions)
         return client
 
     def _find(self, key: str) -> Obj | None:
@@ -123,14 +128,14 @@ class S3Storage(ObjectStorage):
             raise
         metadata = head.get("Metadata", {})
         return Obj(head["ContentLength"], head["LastModified"].timestamp(), head["ETag"],
-                   head["ETag"], metadata.get(SHA256), REMOVED in metadata)
+                   head["ETag"], REMOVED in metadata, metadata.get(CRC32C))
 
     def _put(self, key: str, source: BinaryIO, digest: Digest) -> None:
         try:
             self.client.upload_fileobj(
                 source, self.bucket, key, Config=TRANSFER,
                 ExtraArgs={"ContentType": content_type(handle_name(key)),
-                           "Metadata": {SHA256: digest.sha256}})
+                           "Metadata": {CRC32C: digest.crc32c}})
         except ClientError as error:
             if _status(error) == 412:
                 raise Taken() from None
@@ -143,6 +148,26 @@ class S3Storage(ObjectStorage):
         except ClientError as error:
             if _status(error) in (404, 412):
                 return None
+            raise
+
+    def _record(self, key: str, obj: Obj, crc32c: str) -> None:
+        """Copies the object onto itself with the CRC32C added to its metadata,
+        only from the version it found (``CopySourceIfMatch``), keeping its
+        type and other metadata.  S3 gives the copy a new ETag and
+        modification time; one ``CopyObject`` copies at most 5 GiB."""
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key, IfMatch=obj.version)
+            extra = {name: head[name] for name in ("ContentDisposition", "ContentEncoding",
+                                                   "ContentLanguage", "CacheControl")
+                     if head.get(name)}
+            self.client.copy_object(
+                Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": key},
+                CopySourceIfMatch=obj.version.strip('"'), MetadataDirective="REPLACE",
+                Metadata={**head.get("Metadata", {}), CRC32C: crc32c},
+                ContentType=head.get("ContentType", "application/octet-stream"), **extra)
+        except ClientError as error:
+            if _status(error) in (404, 412):
+                raise Taken() from None
             raise
 
     def _bury(self, key: str, obj: Obj) -> None:
@@ -216,6 +241,16 @@ class S3Storage(ObjectStorage):
 def _if_none_match(params: dict[str, Any], **kwargs: Any) -> None:
     if "IfMatch" not in params:  # a tombstone replaces the version it names
         params.setdefault("IfNoneMatch", "*")
+
+
+def _ceph_copy_conditions(request: Any, **kwargs: Any) -> None:
+    """radosgw (Ceph 16) reads a copy's source conditions from
+    ``x-amz-copy-if-*`` and ignores S3's ``x-amz-copy-source-if-*``: sent
+    under both names, each server reads its own."""
+    for name in ("match", "none-match"):
+        value = request.headers.get(f"x-amz-copy-source-if-{name}")
+        if value is not None:
+            request.headers[f"x-amz-copy-if-{name}"] = value
 
 
 def _status(error: ClientError) -> int | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from rex.core import (
+    ChoiceVal,
     Error,
     Initialize,
     IntVal,
@@ -112,7 +113,29 @@ class AttachSecretSetting(Setting):
     secret = True
 
 
+class AttachServeSetting(Setting):
+    """Who sends the bytes of a download, once the application has allowed
+    it: ``proxy``, the application itself; ``accel``, nginx, told by an
+    ``X-Accel-Redirect`` to `attach_accel_location` (local backend only);
+    ``redirect``, the store, to which the client is sent by a redirect to a
+    short-lived link (S3 and GCS only)."""
+
+    name = "attach_serve"
+    validate = ChoiceVal("proxy", "accel", "redirect")
+    default = "proxy"
+
+
+class AttachAccelLocationSetting(Setting):
+    """The internal nginx location that serves `attach_dir` when
+    `attach_serve` is ``accel``: ``/_attach/HANDLE`` is the file of HANDLE."""
+
+    name = "attach_accel_location"
+    validate = StrVal(r"(/[A-Za-z0-9_~-][A-Za-z0-9_.~-]*)+", max_length=200)
+    default = "/_attach"
+
+
 BACKENDS = ("attach_dir", "attach_gcs_bucket", "attach_s3_bucket")
+SAMPLE = "/2000/01/01/00000000-0000-4000-8000-000000000000/sample.dat"  # a handle to sign
 
 
 @cached
@@ -142,7 +165,8 @@ def get_storage() -> Storage:
 
 
 class CheckStorage(Initialize):
-    """Exactly one backend must be chosen, and it must be usable."""
+    """Exactly one backend must be chosen, `attach_serve` must fit it, and
+    it must be usable."""
 
     def __call__(self) -> None:
         settings = get_settings()
@@ -151,4 +175,24 @@ class CheckStorage(Initialize):
             raise Error("At least one of the parameters must be set:", ", ".join(BACKENDS))
         if len(chosen) > 1:
             raise Error("Only one of the parameters must be set:", ", ".join(chosen))
+        _check_serve(settings.attach_serve, chosen[0], settings.trusted_proxies)
         get_storage().verify()
+        if settings.attach_serve == "redirect":
+            get_storage().download_link(SAMPLE)  # signed offline: fails now if it cannot sign
+
+
+def _check_serve(serve: str, backend: str, trusted_proxies: list[str]) -> None:
+    """``accel`` needs the local backend and a proxy to act on it;
+    ``redirect`` needs S3 or GCS, which serve the links it redirects to."""
+    if serve == "accel" and backend != "attach_dir":
+        raise Error("attach_serve: accel needs the local backend (attach_dir), whose files "
+                    "nginx sends; got:", backend).wrap("With S3 or GCS, use:",
+                                                        "attach_serve: redirect")
+    if serve == "accel" and not trusted_proxies:
+        raise Error("attach_serve: accel needs the address of nginx in:", "trusted_proxies").wrap(
+            "Because:", "only requests that come through nginx are answered with "
+                        "X-Accel-Redirect")
+    if serve == "redirect" and backend == "attach_dir":
+        raise Error("attach_serve: redirect needs S3 or GCS, which serve the links it "
+                    "redirects to; got:", backend).wrap("With the local backend, use:",
+                                                        "attach_serve: accel")

@@ -28,6 +28,7 @@ class Stat(NamedTuple):
     st_size: int
     st_mtime: float
     etag: str  # a strong HTTP entity tag, quotes included
+    crc32c: str | None = None  # recorded at write time; None if written before checksums
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,9 @@ class Storage(ABC):
     upload links accept; `link_expiry` is how long links are valid (seconds).
     """
 
-    sendfile = False  # does `open()` give an OS file, which a server can ``sendfile``?
+    # Does `open()` give an OS file, which a server can ``sendfile``?  (Only
+    # for an attachment without a CRC32C: ``sendfile`` would not check it.)
+    sendfile = False
 
     def __init__(self, *, max_size: int | None = None, link_expiry: int = 3600) -> None:
         self.max_size = max_size
@@ -77,15 +80,21 @@ class Storage(ABC):
 
     @abstractmethod
     def write(self, handle: str, file: BinaryIO) -> None:
-        """Stores a file at a reserved handle, all or nothing."""
+        """Stores a file at a reserved handle, all or nothing, with its CRC32C."""
 
     @abstractmethod
     def open(self, handle: str) -> BinaryIO:
-        """The attachment as a readable, seekable binary file."""
+        """The attachment as a readable, seekable binary file, which raises
+        `DamagedError` when read to its end if it does not match its CRC32C."""
 
     @abstractmethod
     def stat(self, handle: str) -> Stat:
-        """Size, modification time and entity tag of the attachment."""
+        """Size, modification time, entity tag and CRC32C of the attachment."""
+
+    @abstractmethod
+    def record_crc32c(self, handle: str) -> str:
+        """The attachment's CRC32C; one written before checksums were
+        recorded is read in full and its CRC32C recorded now."""
 
     @abstractmethod
     def remove(self, handle: str) -> None:
@@ -105,7 +114,7 @@ class Storage(ABC):
 
     def _route(self, handle: str, stat: Stat, open: Callable[[], BinaryIO]) -> AttachmentApp:
         return AttachmentApp(handle_name(handle), stat.st_size, stat.st_mtime, stat.etag, open,
-                             sendfile=self.sendfile)
+                             sendfile=self.sendfile, crc32c=stat.crc32c)
 
     def upload_link(self, handle: str, size: int, md5: str | None = None) -> PresignedLink:
         """A ``PUT`` of exactly `size` bytes (at most `max_size`) that stores

@@ -7,6 +7,7 @@ from typing import Any, BinaryIO, NamedTuple
 from rex.core import Error, Validate
 from rex.web import Upload
 
+from .offload import Offloaded, serve
 from .response import AttachmentApp
 from .settings import get_storage
 
@@ -43,6 +44,7 @@ def upload(attachment: Any) -> str:
     return get_storage().add(name, content)
 
 
-def download(handle: str) -> AttachmentApp:
-    """The attachment as an HTTP response application."""
-    return get_storage().route(handle)
+def download(handle: str) -> AttachmentApp | Offloaded:
+    """The attachment as an HTTP response application, its bytes sent by
+    the application, nginx or the store, as `attach_serve` says."""
+    return serve(handle)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from webob import Request
+from webob.exc import HTTPException, HTTPForbidden, HTTPUnauthorized
 
-from rex.core import (Error, Extension, Initialize, MapVal, Setting, StrVal, cached,
+from rex.core import (Error, Extension, Initialize, MapVal, MaybeVal, Setting, StrVal, cached,
                       get_settings)
 
 DEFAULT_PERMISSION = "authenticated"
@@ -24,6 +25,18 @@ class AccessSetting(Setting):
     @classmethod
     def merge(cls, old: Any, new: Any) -> Any:
         return {**old, **new}
+
+
+class AuthChallengeSetting(Setting):
+    """The ``WWW-Authenticate`` challenge of a 401 answer: how a client
+    without a user signs in where the application is (what the
+    authenticating proxy or server accepts).  Unset: no challenge applies,
+    and a request without a user that lacks a permission gets 403, since a
+    401 must carry one (RFC 9110, 15.5.2)."""
+
+    name = "auth_challenge"
+    validate = MaybeVal(StrVal(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+( [ -~]*)?", max_length=1000))
+    default = 'Bearer realm="rex"'
 
 
 class Permission(Extension):
@@ -74,6 +87,16 @@ def package_permission(package: str) -> str:
 
 def has_permission(req: Request, name: str) -> bool:
     return permissions()[name]()(req)
+
+
+def refusal(req: Request) -> HTTPException:
+    """The answer to a request that lacks a permission: 403 to a user (who
+    would gain nothing by signing in again); to a request without a user,
+    401 with the challenge of `auth_challenge`, or 403 when none is set."""
+    challenge = get_settings().auth_challenge
+    if req.remote_user or challenge is None:
+        return HTTPForbidden()
+    return HTTPUnauthorized(headers={"WWW-Authenticate": challenge})
 
 
 class CheckAccess(Initialize):

@@ -14,6 +14,7 @@ client's fault.
 
 from __future__ import annotations
 
+import base64
 import errno
 import os
 import re
@@ -23,6 +24,7 @@ from contextlib import suppress
 from typing import BinaryIO
 from urllib.parse import quote, unquote_to_bytes
 
+import google_crc32c
 from python_multipart import MultipartParser, QuerystringParser
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
@@ -42,7 +44,12 @@ DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 class Upload:
-    """A file field of a submitted form, spooled to a temporary file."""
+    """A file field of a submitted form, spooled to a temporary file.
+
+    `size` and `crc32c` are those of what was received (the CRC32C as the
+    base64 of its four bytes, big-endian, as Google Cloud Storage shows it;
+    None until the whole file is in), computed while it was spooled so that
+    a store need not read the file again to record them."""
 
     def __init__(self, filename: str, content_type: str, file: BinaryIO, path: str | None) -> None:
         self.filename = filename
@@ -50,6 +57,7 @@ class Upload:
         self.file = file
         self.path = path  # None for an anonymous temporary file
         self.size = 0
+        self.crc32c: str | None = None
 
     def read(self, size: int = -1) -> bytes:
         return self.file.read(size)
@@ -255,6 +263,7 @@ class _MultipartParser:
         self._header_value = bytearray()
         self._name = ""
         self._upload: Upload | None = None
+        self._crc = 0  # the CRC32C of the upload's data so far
         self._value = bytearray()
         callbacks = {
             "on_part_begin": self._part_begin,
@@ -329,6 +338,7 @@ class _MultipartParser:
             self.budget.hold(len(filename) + len(content_type))
             file, path = self.spool.open()
             self._upload = Upload(filename, content_type, file, path)
+            self._crc = 0
             self.uploads.append(self._upload)
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
@@ -341,10 +351,13 @@ class _MultipartParser:
         if self.limit is not None and upload.size > self.limit:
             raise TooLargeError(f"Expected a file of at most {self.limit} bytes, got more in field:",
                                 self._name)
-        upload.file.write(memoryview(data)[start:end])
+        part = data if start == 0 and end == len(data) else data[start:end]
+        self._crc = google_crc32c.extend(self._crc, bytes(part))  # a copy only if not bytes
+        upload.file.write(part)
 
     def _part_end(self) -> None:
         if self._upload is not None:
+            self._upload.crc32c = base64.b64encode(self._crc.to_bytes(4, "big")).decode()
             self._upload.file.flush()
             self._upload.file.seek(0)
             self.fields.add(self._name, self._upload)

@@ -8,22 +8,23 @@ from collections.abc import Callable, Iterable
 from urllib.parse import quote
 
 from webob import Request, Response
-from webob.exc import (HTTPException, HTTPForbidden, HTTPMethodNotAllowed, HTTPNotFound,
-                       HTTPUnauthorized)
+from webob.exc import HTTPException, HTTPMethodNotAllowed, HTTPNotFound
 
 from rex.core import Error, InsufficientStorageError, UnavailableError, WSGIHandler, get_rex
 
+from .access import refusal
 from .command import Command, Endpoint, Location
 from .form import discard, parse_form
+from .proxy import apply_proxy
 
 log = logging.getLogger("rex.web")
 
 
 class WebHandler(WSGIHandler):
     """Dispatches a request: 404 for unknown paths, 405 for other methods,
-    401 without the permission and no user, 403 for a user without it (both
-    checked before the body is read), 400 for bad parameters, else the
-    endpoint's response.
+    401 or 403 without the permission (`refusal()`; both checked before the
+    body is read), 400 for bad parameters, else the endpoint's response.
+    What a trusted proxy says of the request is applied first (`apply_proxy()`).
 
     What an endpoint raises becomes the answer: a `rex.core.Error` or a
     WebOb HTTP exception answers its own status; any other exception is a
@@ -45,6 +46,7 @@ class WebHandler(WSGIHandler):
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         try:
+            apply_proxy(environ)
             return self.dispatch(Request(environ))(environ, start_response)
         except Exception as exc:  # raised before any response started
             return failure(exc, environ)(environ, start_response)
@@ -74,8 +76,7 @@ class WebHandler(WSGIHandler):
         if req.method not in endpoint.methods:
             raise HTTPMethodNotAllowed(headers={"Allow": ", ".join(endpoint.methods)})
         if not endpoint.authorize(req):
-            # 401 asks to sign in; a signed-in user would gain nothing by it.
-            raise HTTPForbidden() if req.remote_user else HTTPUnauthorized()
+            raise refusal(req)
 
 
 def decoded_path(req: Request) -> str:

@@ -52,4 +52,6 @@ def serve(app: Rex, host: str, port: int, workers: int, timeout: int) -> None:
         "workers": workers,
         "worker_class": "sync",
         "timeout": timeout,
+        # Which proxies to believe is rex.web.proxy's to say (trusted_proxies), not gunicorn's.
+        "forwarded_allow_ips": "",
     }).run()
