@@ -29,7 +29,7 @@ from backend_gcs import PROJECT
 from backends import Backend
 from helpers import rex_script
 
-from rex.attach import Stat, Storage, get_storage
+from rex.attach import Storage, get_storage
 from rex.attach_demo import file_table
 from rex.core import Rex
 from rex.db import get_db
@@ -180,18 +180,9 @@ def s3_client(settings: dict[str, Any]) -> Any:
         aws_secret_access_key=settings["attach_s3_secret_key"])
 
 
-# Does this rex.attach record a checksum of every attachment (Stat.crc32c)?
-RECORDS_CHECKSUMS = "crc32c" in Stat._fields
-
-
 def crc32c(data: bytes) -> str:
     """The CRC32C of `data` as the stores show it: base64 of 4 big-endian bytes."""
     return base64.b64encode(google_crc32c.Checksum(data).digest()).decode()
-
-
-def recorded_crc32c(data: bytes) -> str | None:
-    """What a store records of content added now."""
-    return crc32c(data) if RECORDS_CHECKSUMS else None
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 120) -> None:

@@ -14,7 +14,6 @@ from rex.core import NotFoundError, Rex
 from ..handle import check_handle
 from ..settings import get_storage
 from ..storage import Stat, Storage
-from .checksum import recorded
 from .command import Found, store_command
 from .jobs import parallel
 from .progress import Progress, quiet_option
@@ -52,11 +51,11 @@ def describe(handle: str, stat: Stat | None, as_json: bool) -> str:
         item: dict[str, object] = {"handle": handle}
         if stat is not None:
             item.update(size=stat.st_size, mtime=timestamp(stat.st_mtime),
-                        crc32c=recorded(stat), etag=stat.etag)
+                        crc32c=stat.crc32c, etag=stat.etag)
         return json.dumps(item, ensure_ascii=False)
     if stat is None:
         return handle
-    return (f"{stat.st_size:>12}  {timestamp(stat.st_mtime)}  {recorded(stat) or '-':<8}  "
+    return (f"{stat.st_size:>12}  {timestamp(stat.st_mtime)}  {stat.crc32c or '-':<8}  "
             f"{handle}")
 
 

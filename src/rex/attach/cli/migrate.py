@@ -20,7 +20,7 @@ from rex.core.cli import Failure, build_app
 from ..local import LocalStorage
 from ..settings import get_storage
 from ..storage import Stat, Storage
-from .checksum import Checksummed, read_crc32c, recorded
+from .checksum import Checksummed, read_crc32c
 from .command import Found, one_line, store_command
 from .jobs import parallel
 from .listing import count
@@ -62,7 +62,7 @@ class Migration:
 
     def copy(self, handle: str, stat: Stat) -> Copy:
         with self.source.open(handle) as stream:
-            reader = Checksummed(stream, recorded(stat), handle, seekable=self.source.sendfile)
+            reader = Checksummed(stream, stat.crc32c, handle, seekable=self.source.sendfile)
             try:
                 self.target.write(handle, reader)  # type: ignore[arg-type]
             except ExistsError:
@@ -81,7 +81,7 @@ class Migration:
         except NotFoundError:
             return Copy(handle, FAILED, 0, "the target removed this handle; it cannot be "
                                            "used again there")
-        expected = recorded(stat) or read_crc32c(self.source, handle)[0]
+        expected = stat.crc32c or read_crc32c(self.source, handle)[0]
         if held != expected:
             return Copy(handle, FAILED, 0, f"the target holds other content at this handle "
                                            f"(CRC32C {held}, the source's {expected})")
@@ -89,7 +89,7 @@ class Migration:
 
     def held(self, handle: str) -> str:
         """The CRC32C of the target's attachment: as recorded, else as read."""
-        return recorded(self.target.stat(handle)) or read_crc32c(self.target, handle)[0]
+        return self.target.stat(handle).crc32c or read_crc32c(self.target, handle)[0]
 
 
 @store_command("migrate")

@@ -8,11 +8,10 @@ from dataclasses import dataclass
 import click
 
 from rex.core import Error, NotFoundError, Rex
-from rex.core.cli import Failure
 
 from ..settings import get_storage
 from ..storage import Storage
-from .checksum import read_crc32c, recorded
+from .checksum import read_crc32c
 from .command import Found, one_line, store_command
 from .jobs import parallel
 from .listing import count, under
@@ -41,10 +40,10 @@ def verify_one(storage: Storage, handle: str, record: bool) -> Verdict:
         return Verdict(handle, GONE)  # removed since it was listed
     except (Error, OSError) as error:  # an outage, a disk that fails to read
         return Verdict(handle, FAILED, 0, one_line(error))
-    expected = recorded(stat)
+    expected = stat.crc32c
     if expected is None and record:
         try:
-            storage.record_crc32c(handle)  # type: ignore[attr-defined]
+            storage.record_crc32c(handle)
         except (Error, OSError) as error:
             return Verdict(handle, FAILED, size, one_line(error))
         return Verdict(handle, RECORDED, size, f"CRC32C {crc32c}")
@@ -71,8 +70,6 @@ def verify(app: Rex, operands: list[str], jobs: int, record: bool, quiet: bool) 
     damaged, with both checksums, those with no checksum, then a summary.
     Exit status 1 if any is damaged or cannot be read."""
     storage = get_storage()
-    if record and not hasattr(storage, "record_crc32c"):
-        raise Failure(f"{type(storage).__name__} cannot record checksums.")
     prefix = operands[0] if operands else ""
     tally = {state: 0 for state in (OK, DAMAGED, UNCHECKED, RECORDED, GONE, FAILED)}
     total = None if quiet else count(storage, prefix)
