@@ -47,6 +47,7 @@ sys.path.insert(0, str(ROOT))  # for tests.servers (the S3 server)
 import http_client  # noqa: E402  (bench/ is sys.path[0])
 import library  # noqa: E402
 import nginx_sites  # noqa: E402
+import operations  # noqa: E402
 import procs  # noqa: E402
 import slow_clients  # noqa: E402
 
@@ -782,6 +783,109 @@ def s3_route_measure(ctx: Context) -> Measure:
                    project_side(ctx, project, raw), max_growth=32 * MIB, growth_of="process")
 
 
+# -- rex attach ----------------------------------------------------------------------------
+
+def attach_sizes(ctx: Context) -> operations.Sizes:
+    return operations.QUICK if ctx.args.quick else operations.FULL
+
+
+def warm_command(ctx: Context, settings: str) -> None:
+    """One untimed ``rex attach ls``: what a process loads once is not timed."""
+    if ctx.args.project == "rex":
+        ctx.fixture("rex attach: a warm-up run", lambda: operations.ls(settings))
+
+
+def verify_measure(ctx: Context) -> Measure:
+    sizes = attach_sizes(ctx)
+    total = sizes.verify_files * sizes.verify_size
+    root = ctx.workdir / "verify"
+    paths = ctx.fixture(f"verify: {sizes.verify_files} files of {mib(sizes.verify_size)}",
+                        lambda: operations.make_store(root / "attachments", sizes.verify_files,
+                                                      sizes.verify_size))
+    ref = side("plain CRC32C loop", lambda: process_trial(
+        lambda: operations.crc32c_files(paths), total / 1e6), 0.8)
+
+    def project() -> Trial:
+        settings = operations.settings_file(root / "settings.yaml",
+                                            attach_dir=str(root / "attachments"))
+        warm_command(ctx, settings)
+        return process_trial(lambda: operations.verify(settings), total / 1e6)
+
+    return Measure("verify", f"rex attach verify of {mib(total)} in {sizes.verify_files} files",
+                   "MB/s", [ref], project_side(ctx, project, ref), growth_of="process")
+
+
+def migrate_measure(ctx: Context) -> Measure:
+    sizes = attach_sizes(ctx)
+    count = sizes.migrate_files
+    root = ctx.workdir / "migrate"
+    paths = ctx.fixture(f"migrate: {count:,} files of {sizes.migrate_size >> 10} KiB",
+                        lambda: operations.make_store(root / "attachments", count,
+                                                      sizes.migrate_size))
+
+    def ref() -> Trial:
+        store = s3(ctx)
+        client = store.project_client()
+        return process_trial(lambda: operations.boto3_pool_upload(
+            client, store.bucket, root / "attachments", paths, "ref/", sizes.jobs), count,
+            lambda: store.delete("ref/"))
+
+    raw = side(f"boto3 put_object, {sizes.jobs} threads", ref, 0.8)
+    return Measure("migrate", f"rex attach migrate of {count:,} files of "
+                   f"{sizes.migrate_size >> 10} KiB to S3, {sizes.jobs} jobs", "files/s", [raw],
+                   project_side(ctx, lambda: migrate_trial(ctx, root, sizes.jobs, count), raw),
+                   growth_of="process")
+
+
+def migrate_trial(ctx: Context, root: Path, jobs: int, amount: float) -> Trial:
+    """`rex attach migrate` of the store in `root` to the S3 bucket; what it
+    copied is deleted after each run."""
+    store = s3(ctx)
+    settings = operations.settings_file(root / "settings.yaml",
+                                        attach_dir=str(root / "attachments"))
+    target = operations.settings_file(root / "s3.yaml", **store.settings)
+    warm_command(ctx, settings)
+    return process_trial(lambda: operations.migrate(settings, target, jobs), amount,
+                         lambda: store.delete("2020/"))
+
+
+def migrate_big_measure(ctx: Context) -> Measure:
+    size = attach_sizes(ctx).migrate_big
+    root = ctx.workdir / "migrate-big"
+    path, = ctx.fixture(f"migrate: one file of {mib(size)}",
+                        lambda: operations.make_store(root / "attachments", 1, size))
+
+    def ref() -> Trial:
+        from rex.attach.s3 import TRANSFER
+
+        store = s3(ctx)
+        client = store.project_client()
+        return process_trial(lambda: operations.boto3_upload_file(
+            client, store.bucket, s3_key("big.bin"), path, TRANSFER), size / 1e6,
+            lambda: store.delete("ref/"))
+
+    raw = side("boto3 upload_fileobj, same config", ref)
+    return Measure("migrate-big", f"rex attach migrate of one {mib(size)} file to S3", "MB/s",
+                   [raw], project_side(ctx, lambda: migrate_trial(ctx, root, 1, size / 1e6), raw),
+                   max_growth=64 * MIB, growth_of="process")
+
+
+def ls_measure(ctx: Context) -> Measure:
+    """On the tree of the iterate measure, against its raw walk."""
+    count = ctx.sizes.handles
+    walk = iterate_measure(ctx).refs[0]  # lays the tree out
+    ref = Side(walk.label, walk.trial, missing=walk.missing)
+
+    def project() -> Trial:
+        settings = operations.settings_file(ctx.workdir / "ls.yaml",
+                                            attach_dir=str(ctx.workdir / "tree"))
+        warm_command(ctx, settings)
+        return process_trial(lambda: operations.ls(settings), count)
+
+    return Measure("ls", f"rex attach ls of {count:,} handles", "handles/s", [ref],
+                   project_side(ctx, project, ref), max_growth=4 * MIB, growth_of="process")
+
+
 MEASURES: dict[str, Callable[[Context], Measure]] = {
     "upload": upload_measure,
     "upload-memory": upload_memory_measure,
@@ -794,6 +898,10 @@ MEASURES: dict[str, Callable[[Context], Measure]] = {
     "s3-add": s3_add_measure,
     "s3-upload": s3_upload_measure,
     "s3-route": s3_route_measure,
+    "verify": verify_measure,
+    "migrate": migrate_measure,
+    "migrate-big": migrate_big_measure,
+    "ls": ls_measure,
     "accel-small": accel_small_measure,
     "accel-large": accel_large_measure,
 }

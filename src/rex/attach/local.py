@@ -318,26 +318,37 @@ class LocalStorage(Storage):
             return self._writer[1]
 
     def sweep(self, age: float = STALE_AGE) -> None:
-        """Removes what dead writers left in the staging area: the directory
-        of every process that no longer holds its lock, and any other entry
-        untouched for `age` seconds."""
+        """Removes what dead writers left in the staging area (`leftovers()`)."""
+        for entry in self.leftovers(age):
+            with contextlib.suppress(FileNotFoundError):  # its writer finished or swept it
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+
+    def leftovers(self, age: float = STALE_AGE) -> list[os.DirEntry]:
+        """What dead writers left in the staging area: the directory of every
+        process that no longer holds its lock, and any other entry untouched
+        for `age` seconds."""
         cutoff = time.time() - age
         try:
             entries = list(os.scandir(self.tmp))
         except FileNotFoundError:
-            return
+            return []
+        found = []
         for entry in entries:
             with contextlib.suppress(FileNotFoundError):  # its writer finished or swept it
                 is_dir = entry.is_dir(follow_symlinks=False)
                 if is_dir and entry.name.startswith(WRITER):
                     if _is_dead(entry.path):
-                        shutil.rmtree(entry.path)
+                        found.append(entry)
                     continue
                 paths = [entry.path]
                 if is_dir:
                     paths += [os.path.join(entry.path, name) for name in os.listdir(entry.path)]
                 if all(os.lstat(path).st_mtime < cutoff for path in paths):
-                    shutil.rmtree(entry.path) if is_dir else os.unlink(entry.path)
+                    found.append(entry)
+        return found
 
     # Direct links.
 

@@ -5,5 +5,6 @@ REQUIRES = ("rex.attach", "rex.db")
 
 from .commands import DownloadCmd, IndexCmd, UploadCmd  # noqa: E402
 from .database import CreateFileTable, file_table  # noqa: E402
+from .references import FileHandles  # noqa: E402,F401
 
 __all__ = ["CreateFileTable", "DownloadCmd", "IndexCmd", "UploadCmd", "file_table"]
