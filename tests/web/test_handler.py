@@ -145,16 +145,18 @@ class CountingInput(ServerInput):
         return chunk
 
 
-@pytest.mark.parametrize("field, message", [
-    ("c", "Received unexpected parameter:\n    c"),
-    ("a", "Expected a string without NUL characters"),
-])
-def test_a_bad_field_is_refused_before_the_rest_of_the_form_is_read(field, message) -> None:
-    """Each text field is checked as it arrives: the 3 MiB file part after
-    a bad one is never read (the form is read in 1 MiB chunks)."""
-    value = b"\0" if field == "a" else b"1"
-    body = (b"--xyz\r\nContent-Disposition: form-data; name=\"" + field.encode() + b"\"\r\n\r\n"
-            + value + b"\r\n--xyz\r\nContent-Disposition: form-data; name=\"b\"; filename=\"b\"\r\n\r\n"
+@pytest.mark.parametrize("first, message", [
+    (b'name="c"\r\n\r\n1', "Received unexpected parameter:\n    c"),
+    (b'name="a"\r\n\r\n\0', "Expected a string without NUL characters"),
+    (b'name="c"; filename="c.bin"\r\n\r\n' + bytes(3 << 20), "Received unexpected parameter:\n    c"),
+], ids=["unexpected", "invalid", "unexpected-file"])
+def test_a_bad_field_is_refused_before_the_rest_of_the_form_is_read(first, message) -> None:
+    """Each field is checked as soon as it is there (a text field once it
+    ends, a file as it begins): the 3 MiB file part after a bad one, or a
+    file that is not expected, is not read (the form is read in 1 MiB
+    chunks)."""
+    body = (b"--xyz\r\nContent-Disposition: form-data; " + first
+            + b"\r\n--xyz\r\nContent-Disposition: form-data; name=\"b\"; filename=\"b\"\r\n\r\n"
             + os.urandom(3 << 20) + b"\r\n--xyz--\r\n")
     server_input = CountingInput(body)
     request = Request.blank("/notes", method="POST",

@@ -68,13 +68,17 @@ class Command(Endpoint):
         finally:
             discard(uploads)
 
-    def check_field(self, req: Request, name: str, value: str) -> None:
-        """Checks a text field of a POSTed form as soon as it has arrived,
-        before the rest of the body is read, so that a form bound to be
-        refused is refused without reading the file behind it.  By default
-        it must be a parameter, with a valid value (`parse()` checks the
-        whole form again: a field may come twice, or in the query too)."""
-        _validate(self._parameter(name), value)
+    def check_field(self, req: Request, name: str, value: str | Upload) -> None:
+        """Checks a field of a POSTed form as soon as it is there (a text
+        field once it ends, a file field as it begins), before the rest of
+        the body is read, so that a form bound to be refused is refused
+        without reading a file behind it.  By default the field must be a
+        parameter, and a text field's value must be valid (`parse()` checks
+        the whole form again: a field may come twice, or in the query too).
+        """
+        parameter = self._parameter(name)
+        if not isinstance(value, Upload):
+            _validate(parameter, value)
 
     def parse(self, fields: MultiDict) -> dict[str, Any]:
         """Validates the query string and form fields against `parameters`."""

@@ -106,7 +106,7 @@ class Spool(Extension):
         return None
 
 
-FieldCheck = Callable[[str, str], None]
+FieldCheck = Callable[[str, "str | Upload"], None]
 
 
 def parse_form(req: Request, on_field: FieldCheck | None = None) -> tuple[MultiDict, list[Upload]]:
@@ -118,9 +118,10 @@ def parse_form(req: Request, on_field: FieldCheck | None = None) -> tuple[MultiD
     the spool, `InsufficientStorageError` when the spool's disk is full and
     `Error` on a malformed body; files already spooled are then removed.
 
-    `on_field(name, value)` is called as each text field ends, before what
-    follows it is read: what it raises stops the parsing there, so that a
-    form bound to be refused is refused before the file behind it is read.
+    `on_field(name, value)` is called as each text field ends, with its
+    value, and as each file field begins, with its `Upload` (still empty),
+    before what follows is read: what it raises stops the parsing there, so
+    that a form bound to be refused is refused before its file is read.
     """
     content_type, options = parse_options_header(req.environ.get("CONTENT_TYPE", ""))
     if content_type in (b"", b"application/x-www-form-urlencoded"):
@@ -352,6 +353,8 @@ class _MultipartParser:
             self._upload = Upload(filename, content_type, file, path)
             self._crc = 0
             self.uploads.append(self._upload)
+            if self.on_field is not None:
+                self.on_field(self._name, self._upload)
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         upload = self._upload
