@@ -62,11 +62,11 @@ def test_commands_on_postgres(postgres: sqlalchemy.Engine, attach_dir: Path) -> 
         assert get_db().dialect.name == "postgresql"
     try:
         response = post(app, code="V1", title="Visit <1>", attachment=("Les Misérables.txt", b"Fantine"))
-        assert response.status_int == 303 and response.location == "./"
+        assert response.status_int == 303 and response.location.startswith("./?notice=")
         page = Request.blank("/").get_response(app)
         assert page.status_int == 200
         assert "Visit &lt;1&gt;" in page.text and 'href="download?code=V1"' in page.text
-        assert "7 bytes" in page.text
+        assert 'title="7 bytes"' in page.text and "Les Misérables.txt" in page.text
         download = Request.blank("/download?code=V1").get_response(app)
         assert download.status_int == 200 and download.body == b"Fantine"
         assert Request.blank("/download?code=V2").get_response(app).status_int == 404
@@ -139,11 +139,11 @@ def test_rex_serve_on_postgres(postgres: sqlalchemy.Engine, tmp_path: Path) -> N
         assert rows(url) == []
         assert upload(url, "big", "Noise", "noise.bin", big).status_code == 303
         assert upload(url, "novel", "Victor Hugo", "novel.txt", text).status_code == 303
-        assert rows(url) == [
-            {"code": "big", "title": "Noise", "size": f"{len(big):,} bytes",
-             "href": "download?code=big"},
+        assert rows(url) == [  # newest first
             {"code": "novel", "title": "Victor Hugo", "size": f"{len(text):,} bytes",
              "href": "download?code=novel"},
+            {"code": "big", "title": "Noise", "size": f"{len(big):,} bytes",
+             "href": "download?code=big"},
         ]
 
         # Many requests at once, so that both workers query PostgreSQL at the
