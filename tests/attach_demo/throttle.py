@@ -53,8 +53,7 @@ class ThrottlingProxy:
 
     def __exit__(self, *exc: object) -> None:
         self._closed = True
-        self._listener.close()
-        for sock in list(self._sockets):
+        for sock in [self._listener, *self._sockets]:  # shutdown() wakes a blocked accept()
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
