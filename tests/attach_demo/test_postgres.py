@@ -352,3 +352,35 @@ def test_a_stopped_database_is_503_without_its_password(tmp_path: Path, attach_d
     finally:
         with app:
             get_db().dispose()
+
+
+@pytest.mark.parametrize("lost_answer", [True, False], ids=["committed", "rolled-back"])
+def test_a_delete_whose_commit_fails_keeps_the_file(postgres: sqlalchemy.Engine,
+                                                    attach_dir: Path, lost_answer: bool) -> None:
+    """The connection dies during the COMMIT of a deletion: the application
+    cannot know whether the row is gone, so it must not remove the file.
+    When it is gone, the file is an orphan; when not, the row still points
+    at the file, which still downloads.  The client hears 503."""
+    cutter = CommitCutter(postgres.url.port)
+    url = postgres.url.set(host=cutter.address[0], port=cutter.address[1])
+    app = Rex("rex.attach_demo", attach_dir=str(attach_dir),
+              db=url.render_as_string(hide_password=False))
+    try:
+        assert post(app, code="V1", title="Visit 1", attachment=("a.txt", b"kept")).status_int == 303
+        cutter.arm(lost_answer=lost_answer)
+        response = Request.blank("/delete", POST={"code": "V1"}).get_response(app)
+        assert cutter.cut.is_set()
+        assert response.status_int == 503
+        with app:
+            (handle,) = list(get_storage())
+            assert get_storage().open(handle).read() == b"kept"
+        if lost_answer:
+            assert codes(postgres) == []
+        else:
+            assert codes(postgres) == ["V1"]
+            download = Request.blank("/download?code=V1").get_response(app)
+            assert download.status_int == 200 and download.body == b"kept"
+    finally:
+        with app:
+            get_db().dispose()
+        cutter.close()
