@@ -117,14 +117,7 @@ def test_processes_building_at_once_on_a_new_sqlite_database(tmp_path: Path,
 def test_processes_building_at_once_on_a_new_postgres_database(tmp_path: Path,
                                                                attach_dir: Path) -> None:
     with start_postgres(tmp_path) as url:
-        admin = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT",
-                                         poolclass=sqlalchemy.NullPool)
-        with admin.connect() as connection:
-            for number in range(ROUNDS):
-                connection.execute(sqlalchemy.text(f"CREATE DATABASE round{number}"))
-        base = sqlalchemy.make_url(url)
-        databases = [base.set(database=f"round{number}").render_as_string(hide_password=False)
-                     for number in range(ROUNDS)]
+        databases = create_databases(url, "round")
         outcomes = build_at_once(attach_dir, databases)
         assert outcomes == [["built"] * PROCESSES] * ROUNDS
         for db in databases:
@@ -153,15 +146,19 @@ def test_processes_building_at_once_on_a_database_of_an_older_version(
 def test_processes_building_at_once_on_a_postgres_database_of_an_older_version(
         tmp_path: Path, attach_dir: Path) -> None:
     with start_postgres(tmp_path) as url:
-        admin = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT",
-                                         poolclass=sqlalchemy.NullPool)
-        with admin.connect() as connection:
-            for number in range(ROUNDS):
-                connection.execute(sqlalchemy.text(f"CREATE DATABASE older{number}"))
-        base = sqlalchemy.make_url(url)
-        assert_older_databases_upgrade(attach_dir, [
-            base.set(database=f"older{number}").render_as_string(hide_password=False)
-            for number in range(ROUNDS)])
+        assert_older_databases_upgrade(attach_dir, create_databases(url, "older"))
+
+
+def create_databases(url: str, prefix: str) -> list[str]:
+    """`ROUNDS` new databases on the PostgreSQL server of `url`; their URLs."""
+    admin = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT",
+                                     poolclass=sqlalchemy.NullPool)
+    with admin.connect() as connection:
+        for number in range(ROUNDS):
+            connection.execute(sqlalchemy.text(f"CREATE DATABASE {prefix}{number}"))
+    base = sqlalchemy.make_url(url)
+    return [base.set(database=f"{prefix}{number}").render_as_string(hide_password=False)
+            for number in range(ROUNDS)]
 
 
 def assert_older_databases_upgrade(attach_dir: Path, databases: list[str]) -> None:
