@@ -6,6 +6,7 @@ much of an upload the server had received when its answer came back."""
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
 import time
@@ -16,16 +17,26 @@ CHUNK = 16 << 10  # bytes forwarded at a time
 # The proxy's receive buffer for clients: small, so that what a client has
 # sent is close to what was forwarded (Linux doubles the value asked for).
 RECEIVE_BUFFER = 64 << 10
+REQUEST_LINE = re.compile(rb"[A-Z]+ /")
+
+
+@dataclass
+class Exchange:
+    """A request through the proxy, and when its answer came back."""
+
+    head: bytes  # the first bytes of the request (its request line)
+    sent: int = 0  # bytes of the request forwarded to the server
+    answered_after: int | None = None  # `sent` when the answer's first byte came back
 
 
 @dataclass
 class Connection:
-    """One client connection through the proxy."""
+    """A client's connection through the proxy: its requests, one after
+    the other (HTTP/1.1 keep-alive)."""
 
-    head: bytes = b""  # the first bytes the client sent (its request line)
-    forwarded: int = 0  # bytes of the client's forwarded to the server
-    answered_after: int | None = None  # `forwarded` when the server's first byte came back
-    relayed: threading.Event = field(default_factory=threading.Event)  # the whole answer
+    exchanges: list[Exchange] = field(default_factory=list)
+    forwarded: int = 0  # bytes of the client's forwarded to the server, in all
+    relayed: threading.Event = field(default_factory=threading.Event)  # the server closed
 
 
 class ThrottlingProxy:
@@ -34,7 +45,8 @@ class ThrottlingProxy:
     on `port`: client to server at `rate` bytes per second, server to client
     at full speed; a half-close goes through as one, and so does a server
     that closes while the client still sends (the client is then reset, as
-    a server would reset it).  ``proxy.connections`` lists them."""
+    a server would reset it).  ``proxy.connections`` lists them, and
+    `exchange()` finds a request."""
 
     def __init__(self, port: int, rate: int) -> None:
         self.upstream = (HOST, port)
@@ -60,13 +72,12 @@ class ThrottlingProxy:
         for thread in list(self._threads):
             thread.join()
 
-    def connection(self, head: bytes) -> Connection:
-        """The last connection whose client's first bytes start with `head`."""
-        found = [connection for connection in self.connections
-                 if connection.head.startswith(head)]
+    def exchange(self, head: bytes) -> tuple[Connection, Exchange]:
+        """The last request that starts with `head`, and its connection."""
+        found = [(connection, exchange) for connection in self.connections
+                 for exchange in connection.exchanges if exchange.head.startswith(head)]
         if not found:
-            raise AssertionError(f"no connection sent {head!r}: "
-                                 f"{[connection.head for connection in self.connections]}")
+            raise AssertionError(f"no request starts with {head!r}")
         return found[-1]
 
     def _start(self, target, *args) -> None:
@@ -88,17 +99,25 @@ class ThrottlingProxy:
             self._start(self._down, server, client, connection)
 
     def _up(self, client: socket.socket, server: socket.socket, connection: Connection) -> None:
-        """Client to server, paced at `rate`: every byte leaves no earlier
-        than its place in the stream allows."""
-        start = time.monotonic()
+        """Client to server, paced at `rate`: a chunk leaves no earlier than
+        the one before it allows (and a connection that was idle gains no
+        credit from it)."""
+        due = time.monotonic()
         try:
             while chunk := client.recv(CHUNK):
-                if len(connection.head) < 256:
-                    connection.head += chunk[:256]
-                due = start + (connection.forwarded + len(chunk)) / self.rate
+                exchanges = connection.exchanges
+                # A request begins when the client sends a request line after
+                # the last request was answered (the body of a request that
+                # was answered early goes on in the same exchange).
+                if not exchanges or (exchanges[-1].answered_after is not None
+                                     and REQUEST_LINE.match(chunk)):
+                    exchanges.append(Exchange(chunk[:256]))
+                due = max(due, time.monotonic())
                 time.sleep(max(0.0, due - time.monotonic()))
                 server.sendall(chunk)
+                due += len(chunk) / self.rate
                 connection.forwarded += len(chunk)
+                exchanges[-1].sent += len(chunk)
             server.shutdown(socket.SHUT_WR)  # the client is done sending
         except OSError:
             # The server closed while the client was still sending: once the
@@ -111,8 +130,9 @@ class ThrottlingProxy:
         """Server to client, at full speed."""
         try:
             while chunk := server.recv(CHUNK):
-                if connection.answered_after is None:
-                    connection.answered_after = connection.forwarded
+                exchange = connection.exchanges[-1]
+                if exchange.answered_after is None:
+                    exchange.answered_after = exchange.sent
                 client.sendall(chunk)
             client.shutdown(socket.SHUT_WR)  # the answer is complete
         except OSError:
