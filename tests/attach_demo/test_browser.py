@@ -244,7 +244,7 @@ ERRORS = [
     ("taken-code", "dup", "Second", "a.txt", None, "code", 409,
      "A file with code dup already exists."),
     ("too-large", "V2", "Too large", "big.bin", None, "attachment", 413,
-     "The file is larger than 1.0 MiB."),
+     "The file is larger than 1 MiB."),
 ]
 
 
@@ -411,7 +411,8 @@ def test_the_list_has_pages_of_fifty(tmp_path: Path, javascript: bool) -> None:
         driver.find_element(By.LINK_TEXT, "Older").click()
         assert [row[0] for row in table_rows(driver)][0] == "F069"
         driver.find_element(By.LINK_TEXT, "3").click()
-        assert [row[0] for row in table_rows(driver)] == [f"F{number:03}" for number in range(19, -1, -1)]
+        assert [row[0] for row in table_rows(driver)] == \
+            [f"F{number:03}" for number in range(19, -1, -1)]
         assert driver.find_elements(By.LINK_TEXT, "Older") == []
         shot(driver, tmp_path, f"paging-last-{mode(javascript)}")
         driver.find_element(By.LINK_TEXT, "Newer").click()

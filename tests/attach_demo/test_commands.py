@@ -129,22 +129,26 @@ def test_bad_input_stores_nothing(demo: Rex, attach_dir: Path) -> None:
     ({"code": "c" * 65, "title": "Long"}, 400, "code", "The code may have at most 64 characters."),
     ({"code": "", "title": "No code"}, 400, "code", "Enter a code."),
     ({"code": "V2", "title": "   "}, 400, "title", "Enter a title."),
-    ({"code": "V2", "title": "t" * 1001}, 400, "title", "The title may have at most 1,000 characters."),
+    ({"code": "V2", "title": "t" * 1001}, 400, "title",
+     "The title may have at most 1,000 characters."),
     ({"code": "V1", "title": "Taken"}, 409, "code", "A file with code V1 already exists."),
-    ({"code": "V2", "title": "No file", "attachment": ("", b"")}, 400, "attachment", "Choose a file."),
+    ({"code": "V2", "title": "No file", "attachment": ("", b"")}, 400, "attachment",
+     "Choose a file."),
     ({"code": "V2", "title": "Big", "attachment": ("big.bin", b"x" * 1001)}, 413, "attachment",
      "The file is larger than 1000 Bytes."),
 ], ids=["bad-code", "long-code", "no-code", "blank-title", "long-title", "taken", "no-file",
         "too-large"])
 def test_a_browser_is_shown_the_form_again_in_plain_words(
-        tmp_path: Path, attach_dir: Path, fields: dict, status: int, field: str, message: str) -> None:
+        tmp_path: Path, attach_dir: Path, fields: dict, status: int, field: str,
+        message: str) -> None:
     app = Rex("rex.attach_demo", attach_dir=str(attach_dir), db=f"sqlite:///{tmp_path}/d.sqlite",
               attach_max_size=1000)
     browser = Browser(app)
     assert browser.upload("V1", "First", "a.txt", b"a").status_int == 303
     with app:
         before = list(get_storage())
-    page = browser.post("/upload", {**fields, "attachment": fields.get("attachment", ("b.txt", b"b"))})
+    attachment = fields.get("attachment", ("b.txt", b"b"))
+    page = browser.post("/upload", {**fields, "attachment": attachment})
     assert page.status_int == status
     assert page.content_type == "text/html"
     assert reason(page, field) == message
@@ -197,8 +201,8 @@ def test_forms_need_the_token_of_their_browser(demo: Rex) -> None:
     for token, cookies in cases:
         forger = Browser(demo)
         forger.cookies = {**browser.cookies, **cookies}
-        page = forger.post("/upload", {**token, "code": "V1", "title": "t", "attachment": attachment},
-                           token=False)
+        page = forger.post("/upload", {**token, "code": "V1", "title": "t",
+                                       "attachment": attachment}, token=False)
         assert page.status_int == 403, token
         assert reason(page, "form").startswith("This page was open for too long")
         assert value(page, "code") == "V1"
@@ -210,8 +214,9 @@ def test_forms_need_the_token_of_their_browser(demo: Rex) -> None:
         assert forger.post("/delete", {**token, "code": "V1"}, token=False).status_int == 403
         assert browser.post("/delete", {"code": "V1"}).status_int == 303
     # Sec-Fetch-Site alone says "a browser" too; a script is not asked.
-    assert Request.blank("/upload", POST={"code": "V2", "title": "t", "attachment": attachment},
-                         headers={"Sec-Fetch-Site": "cross-site"}).get_response(demo).status_int == 403
+    fields = {"code": "V2", "title": "t", "attachment": attachment}
+    cross_site = Request.blank("/upload", POST=fields, headers={"Sec-Fetch-Site": "cross-site"})
+    assert cross_site.get_response(demo).status_int == 403
     assert post(demo, code="V2", title="t", attachment=attachment).status_int == 303
 
 
@@ -268,7 +273,7 @@ def test_a_form_bound_to_be_refused_is_refused_before_its_file_is_read(
     assert response.status_int == 413
     assert body.count == 0
     if accept == "text/html":
-        assert reason(response, "attachment") == "The file is larger than 8.0 MiB."
+        assert reason(response, "attachment") == "The file is larger than 8 MiB."
     else:
         assert "Expected a file of at most 8388608 bytes" in response.text
     # Within the limit, the same form goes through.
@@ -304,7 +309,8 @@ def test_delete_asks_then_removes_the_row_then_the_attachment(demo: Rex, attach_
     assert reason(again, "form") == "There is no file with code V1."
     missing = browser.get("/delete?code=V9")
     assert missing.status_int == 404
-    assert reason(missing, "form") == "There is no file with code V9: it may have been deleted already."
+    assert reason(missing, "form") == \
+        "There is no file with code V9: it may have been deleted already."
     assert post_delete(demo, "V9").status_int == 404
     assert browser.get("/delete?code=a+b").status_int == 400
 
@@ -387,7 +393,8 @@ def test_a_notice_is_ours_and_fresh_or_nothing(demo: Rex) -> None:
     assert notice("garbage") is None
 
 
-def test_a_database_of_an_older_version_gets_the_name_column(tmp_path: Path, attach_dir: Path) -> None:
+def test_a_database_of_an_older_version_gets_the_name_column(tmp_path: Path,
+                                                             attach_dir: Path) -> None:
     """The ``file`` table of before had no ``name``: starting adds it; its
     old rows show the name their handle ends with."""
     path = tmp_path / "old.sqlite"
@@ -402,7 +409,8 @@ def test_a_database_of_an_older_version_gets_the_name_column(tmp_path: Path, att
     with sqlite3.connect(path) as connection:
         columns = [row[1] for row in connection.execute("PRAGMA table_info(file)")]
     assert columns == ["code", "title", "handle", "size", "created", "name"]
-    assert post(app, code="NEW", title="New", attachment=("New report.pdf", b"%PDF")).status_int == 303
+    new = post(app, code="NEW", title="New", attachment=("New report.pdf", b"%PDF"))
+    assert new.status_int == 303
     page = Request.blank("/").get_response(app)
     assert listed_codes(page) == ["NEW", "OLD"]
     assert '<td class="name" data-label="File">Old_report.pdf</td>' in page.text

@@ -366,7 +366,8 @@ def test_a_delete_whose_commit_fails_keeps_the_file(postgres: sqlalchemy.Engine,
     app = Rex("rex.attach_demo", attach_dir=str(attach_dir),
               db=url.render_as_string(hide_password=False))
     try:
-        assert post(app, code="V1", title="Visit 1", attachment=("a.txt", b"kept")).status_int == 303
+        uploaded = post(app, code="V1", title="Visit 1", attachment=("a.txt", b"kept"))
+        assert uploaded.status_int == 303
         cutter.arm(lost_answer=lost_answer)
         response = Request.blank("/delete", POST={"code": "V1"}).get_response(app)
         assert cutter.cut.is_set()

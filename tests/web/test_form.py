@@ -103,7 +103,8 @@ def test_each_field_is_announced_as_soon_as_it_is_there() -> None:
     def on_field(name, value):
         heard.append((name, value if isinstance(value, str) else (value.filename, value.size)))
 
-    body = multipart((form("a"), b"1"), (form("f") + '; filename="f.txt"', b"xyz"), (form("c"), b"3"))
+    body = multipart((form("a"), b"1"), (form("f") + '; filename="f.txt"', b"xyz"),
+                     (form("c"), b"3"))
     request = Request.blank("/", method="POST", body=body,
                             content_type=f"multipart/form-data; boundary={BOUNDARY}")
     with app():  # the spool is the application's

@@ -148,7 +148,8 @@ class CountingInput(ServerInput):
 @pytest.mark.parametrize("first, message", [
     (b'name="c"\r\n\r\n1', "Received unexpected parameter:\n    c"),
     (b'name="a"\r\n\r\n\0', "Expected a string without NUL characters"),
-    (b'name="c"; filename="c.bin"\r\n\r\n' + bytes(3 << 20), "Received unexpected parameter:\n    c"),
+    (b'name="c"; filename="c.bin"\r\n\r\n' + bytes(3 << 20),
+     "Received unexpected parameter:\n    c"),
 ], ids=["unexpected", "invalid", "unexpected-file"])
 def test_a_bad_field_is_refused_before_the_rest_of_the_form_is_read(first, message) -> None:
     """Each field is checked as soon as it is there (a text field once it

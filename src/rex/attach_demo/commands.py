@@ -21,6 +21,7 @@ from .database import file_table
 from .fields import CODE, TITLE, TOKEN, original_name
 from .forms import FormCommand, Refusal, submitted
 from .listing import find_file, list_files
+from .messages import size_limit
 from .notice import read_notice, redirect_with_notice
 from .page import html_page
 
@@ -39,7 +40,7 @@ def index_page(req: Request, page: int = 1, notice: str | None = None,
         listing = None
     return html_page(req, "index.html", status, listing=listing, notice=notice,
                      form=refusal or Refusal({}, {}, None), code=CODE, title=TITLE,
-                     max_size=get_storage().max_size)
+                     size_limit=size_limit())
 
 
 class IndexCmd(Command):
@@ -94,8 +95,8 @@ class UploadCmd(FormCommand):
         try:
             with get_db().begin() as connection:
                 connection.execute(insert(file_table).values(
-                    code=code, title=title.strip(), handle=handle, name=original_name(attachment.name),
-                    size=get_storage().stat(handle).st_size,
+                    code=code, title=title.strip(), handle=handle,
+                    name=original_name(attachment.name), size=get_storage().stat(handle).st_size,
                     created=datetime.datetime.now(datetime.timezone.utc)))
                 inserted = True
         except BaseException as failure:

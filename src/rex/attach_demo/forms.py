@@ -110,7 +110,7 @@ class FormCommand(Command):
         """The page again, telling why the form was refused."""
         form = submitted(req)
         errors = form.errors + ([] if error in form.errors else [error])
-        forbidden = [error for error in errors if isinstance(error, csrf.ForbiddenError)]
+        forbidden = [each for each in errors if isinstance(each, csrf.ForbiddenError)]
         reasons: dict[str | None, str] = {}
         for each in errors:
             concerned, reason = explain(each, form.typed)

@@ -16,6 +16,12 @@ from .csrf import ForbiddenError
 from .fields import CODE, TITLE
 
 
+def size_limit() -> str | None:
+    """The largest file accepted (``attach_max_size``), in words: "100 MiB"."""
+    limit = get_storage().max_size
+    return None if limit is None else do_filesizeformat(limit, binary=True).replace(".0 ", " ")
+
+
 def field_of(error: Error) -> str | None:
     """The form field an error names, if any: "While parsing parameter:",
     "Missing mandatory parameter:", "... in field:" and the like."""
@@ -56,8 +62,7 @@ def explain(error: Error, typed: Mapping[str, str]) -> tuple[str | None, str]:
         return field, "The title may not contain NUL characters."
     if field == "attachment":
         if isinstance(error, TooLargeError):
-            limit = do_filesizeformat(get_storage().max_size, binary=True)
-            return field, f"The file is larger than {limit}."
+            return field, f"The file is larger than {size_limit()}."
         return field, "Choose a file."
     if isinstance(error, TooLargeError):
         return None, "The form is too large."

@@ -53,7 +53,8 @@
       if (!progress.lengthComputable) return;
       var percent = Math.floor(100 * progress.loaded / progress.total);
       bar.value = percent;
-      label.textContent = percent + "% \u00b7 " + size(progress.loaded) + " of " + size(progress.total);
+      label.textContent = percent + "% \u00b7 " + size(progress.loaded) + " of "
+        + size(progress.total);
     });
     request.addEventListener("load", function () {
       if (request.responseURL !== form.action) {  // redirected: the list, with its notice
