@@ -62,11 +62,11 @@ def test_commands_on_postgres(postgres: sqlalchemy.Engine, attach_dir: Path) -> 
         assert get_db().dialect.name == "postgresql"
     try:
         response = post(app, code="V1", title="Visit <1>", attachment=("Les Misérables.txt", b"Fantine"))
-        assert response.status_int == 303 and response.location == "./"
+        assert response.status_int == 303 and response.location.startswith("./?notice=")
         page = Request.blank("/").get_response(app)
         assert page.status_int == 200
         assert "Visit &lt;1&gt;" in page.text and 'href="download?code=V1"' in page.text
-        assert "7 bytes" in page.text
+        assert 'title="7 bytes"' in page.text and "Les Misérables.txt" in page.text
         download = Request.blank("/download?code=V1").get_response(app)
         assert download.status_int == 200 and download.body == b"Fantine"
         assert Request.blank("/download?code=V2").get_response(app).status_int == 404
@@ -139,11 +139,11 @@ def test_rex_serve_on_postgres(postgres: sqlalchemy.Engine, tmp_path: Path) -> N
         assert rows(url) == []
         assert upload(url, "big", "Noise", "noise.bin", big).status_code == 303
         assert upload(url, "novel", "Victor Hugo", "novel.txt", text).status_code == 303
-        assert rows(url) == [
-            {"code": "big", "title": "Noise", "size": f"{len(big):,} bytes",
-             "href": "download?code=big"},
+        assert rows(url) == [  # newest first
             {"code": "novel", "title": "Victor Hugo", "size": f"{len(text):,} bytes",
              "href": "download?code=novel"},
+            {"code": "big", "title": "Noise", "size": f"{len(big):,} bytes",
+             "href": "download?code=big"},
         ]
 
         # Many requests at once, so that both workers query PostgreSQL at the
@@ -352,3 +352,36 @@ def test_a_stopped_database_is_503_without_its_password(tmp_path: Path, attach_d
     finally:
         with app:
             get_db().dispose()
+
+
+@pytest.mark.parametrize("lost_answer", [True, False], ids=["committed", "rolled-back"])
+def test_a_delete_whose_commit_fails_keeps_the_file(postgres: sqlalchemy.Engine,
+                                                    attach_dir: Path, lost_answer: bool) -> None:
+    """The connection dies during the COMMIT of a deletion: the application
+    cannot know whether the row is gone, so it must not remove the file.
+    When it is gone, the file is an orphan; when not, the row still points
+    at the file, which still downloads.  The client hears 503."""
+    cutter = CommitCutter(postgres.url.port)
+    url = postgres.url.set(host=cutter.address[0], port=cutter.address[1])
+    app = Rex("rex.attach_demo", attach_dir=str(attach_dir),
+              db=url.render_as_string(hide_password=False))
+    try:
+        uploaded = post(app, code="V1", title="Visit 1", attachment=("a.txt", b"kept"))
+        assert uploaded.status_int == 303
+        cutter.arm(lost_answer=lost_answer)
+        response = Request.blank("/delete", POST={"code": "V1"}).get_response(app)
+        assert cutter.cut.is_set()
+        assert response.status_int == 503
+        with app:
+            (handle,) = list(get_storage())
+            assert get_storage().open(handle).read() == b"kept"
+        if lost_answer:
+            assert codes(postgres) == []
+        else:
+            assert codes(postgres) == ["V1"]
+            download = Request.blank("/download?code=V1").get_response(app)
+            assert download.status_int == 200 and download.body == b"kept"
+    finally:
+        with app:
+            get_db().dispose()
+        cutter.close()

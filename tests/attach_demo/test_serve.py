@@ -20,25 +20,27 @@ NON_ASCII = "Les Misérables.epub"
 
 
 class Rows(HTMLParser):
-    """The rows of the page's ``#files`` table: {td class: text, "href": link}."""
+    """The rows of the page's ``#files`` table: {"code", "title", "size":
+    the exact size the cell shows on hover, "href": the download link}."""
 
     def __init__(self) -> None:
         super().__init__()
         self.rows: list[dict[str, str]] = []
         self._cell: str | None = None
+        self._in_body = False
 
     def handle_starttag(self, tag: str, attrs: list) -> None:
         attrs = dict(attrs)
-        if tag == "tr" and self._in_body:
-            self.rows.append({})
-        elif tag == "td" and self.rows:
-            self._cell = attrs.get("class") or ""
-        elif tag == "a" and self.rows and self._cell is not None:
-            self.rows[-1]["href"] = attrs.get("href", "")
         if tag == "tbody":
             self._in_body = True
-
-    _in_body = False
+        elif tag == "tr" and self._in_body:
+            self.rows.append({})
+        elif tag == "td" and self.rows:
+            self._cell = attrs.get("class") if attrs.get("class") in ("code", "title") else None
+            if attrs.get("class") == "size":
+                self.rows[-1]["size"] = attrs["title"]
+        elif tag == "a" and self.rows and attrs.get("class") == "download":
+            self.rows[-1]["href"] = attrs["href"]
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "td":

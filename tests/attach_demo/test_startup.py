@@ -109,7 +109,7 @@ def test_processes_building_at_once_on_a_new_sqlite_database(tmp_path: Path,
     assert outcomes == [["built"] * PROCESSES] * ROUNDS
     for db in databases:
         engine = sqlalchemy.create_engine(db, poolclass=sqlalchemy.NullPool)
-        assert sqlalchemy.inspect(engine).get_table_names() == ["file"]
+        assert sorted(sqlalchemy.inspect(engine).get_table_names()) == ["demo_key", "file"]
 
 
 @pytest.mark.slow
@@ -117,16 +117,64 @@ def test_processes_building_at_once_on_a_new_sqlite_database(tmp_path: Path,
 def test_processes_building_at_once_on_a_new_postgres_database(tmp_path: Path,
                                                                attach_dir: Path) -> None:
     with start_postgres(tmp_path) as url:
-        admin = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT",
-                                         poolclass=sqlalchemy.NullPool)
-        with admin.connect() as connection:
-            for number in range(ROUNDS):
-                connection.execute(sqlalchemy.text(f"CREATE DATABASE round{number}"))
-        base = sqlalchemy.make_url(url)
-        databases = [base.set(database=f"round{number}").render_as_string(hide_password=False)
-                     for number in range(ROUNDS)]
+        databases = create_databases(url, "round")
         outcomes = build_at_once(attach_dir, databases)
         assert outcomes == [["built"] * PROCESSES] * ROUNDS
         for db in databases:
             engine = sqlalchemy.create_engine(db, poolclass=sqlalchemy.NullPool)
-            assert sqlalchemy.inspect(engine).get_table_names() == ["file"]
+            assert sorted(sqlalchemy.inspect(engine).get_table_names()) == ["demo_key", "file"]
+
+
+# The ``file`` table as the demo's first version made it: no ``name``.
+OLDER_FILE_TABLE = ("CREATE TABLE file (code VARCHAR(64) PRIMARY KEY, title TEXT NOT NULL, "
+                    "handle TEXT NOT NULL UNIQUE, size BIGINT NOT NULL, "
+                    "created TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL)")
+
+
+@pytest.mark.slow
+def test_processes_building_at_once_on_a_database_of_an_older_version(
+        tmp_path: Path, attach_dir: Path) -> None:
+    """Every process finds the ``name`` column missing and adds it: one
+    does, the others' ALTER TABLE fails and is taken back; its old rows keep
+    their values and get none."""
+    assert_older_databases_upgrade(attach_dir, [f"sqlite:///{tmp_path}/older{number}.sqlite"
+                                                for number in range(ROUNDS)])
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_processes_building_at_once_on_a_postgres_database_of_an_older_version(
+        tmp_path: Path, attach_dir: Path) -> None:
+    with start_postgres(tmp_path) as url:
+        assert_older_databases_upgrade(attach_dir, create_databases(url, "older"))
+
+
+def create_databases(url: str, prefix: str) -> list[str]:
+    """`ROUNDS` new databases on the PostgreSQL server of `url`; their URLs."""
+    admin = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT",
+                                     poolclass=sqlalchemy.NullPool)
+    with admin.connect() as connection:
+        for number in range(ROUNDS):
+            connection.execute(sqlalchemy.text(f"CREATE DATABASE {prefix}{number}"))
+    base = sqlalchemy.make_url(url)
+    return [base.set(database=f"{prefix}{number}").render_as_string(hide_password=False)
+            for number in range(ROUNDS)]
+
+
+def assert_older_databases_upgrade(attach_dir: Path, databases: list[str]) -> None:
+    for db in databases:
+        engine = sqlalchemy.create_engine(db, poolclass=sqlalchemy.NullPool)
+        with engine.begin() as connection:
+            connection.execute(sqlalchemy.text(OLDER_FILE_TABLE))
+            connection.execute(sqlalchemy.text(
+                "INSERT INTO file (code, title, handle, size) VALUES ('OLD', 'Old', "
+                "'/2024/01/01/00000000-0000-4000-8000-000000000001/old.pdf', 3)"))
+    outcomes = build_at_once(attach_dir, databases)
+    assert outcomes == [["built"] * PROCESSES] * len(databases)
+    for db in databases:
+        engine = sqlalchemy.create_engine(db, poolclass=sqlalchemy.NullPool)
+        columns = [column["name"] for column in sqlalchemy.inspect(engine).get_columns("file")]
+        assert columns == ["code", "title", "handle", "size", "created", "name"]
+        with engine.connect() as connection:
+            assert connection.execute(sqlalchemy.text(
+                "SELECT code, title, size, name FROM file")).all() == [("OLD", "Old", 3, None)]

@@ -95,6 +95,28 @@ def test_urlencoded_fields_are_decoded() -> None:
                                          content_type="application/json"))[0].items()) == []
 
 
+def test_each_field_is_announced_as_soon_as_it_is_there() -> None:
+    """`on_field` hears a text field once it ends, a file as it begins
+    (empty), in the order of the form."""
+    heard = []
+
+    def on_field(name, value):
+        heard.append((name, value if isinstance(value, str) else (value.filename, value.size)))
+
+    body = multipart((form("a"), b"1"), (form("f") + '; filename="f.txt"', b"xyz"),
+                     (form("c"), b"3"))
+    request = Request.blank("/", method="POST", body=body,
+                            content_type=f"multipart/form-data; boundary={BOUNDARY}")
+    with app():  # the spool is the application's
+        fields, uploads = parse_form(request, on_field)
+    assert heard == [("a", "1"), ("f", ("f.txt", 0)), ("c", "3")]
+    assert uploads[0].size == 3
+    heard.clear()
+    parse_form(Request.blank("/", method="POST", body=b"a=1&b=2",
+                             content_type="application/x-www-form-urlencoded"), on_field)
+    assert heard == [("a", "1"), ("b", "2")]
+
+
 def test_urlencoded_fields_must_be_utf8() -> None:
     response = Request.blank("/notes", method="POST", body=b"a=%ff%fe",
                              content_type="application/x-www-form-urlencoded").get_response(app())

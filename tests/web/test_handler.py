@@ -132,6 +132,44 @@ def test_multipart_body_is_read_to_its_content_length_only(cut: int) -> None:
     assert server_input.read() == b"GET /next HTTP/1.1\r\n"
 
 
+class CountingInput(ServerInput):
+    """A server's ``wsgi.input`` that counts the bytes read from it."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = super().read(size)
+        self.count += len(chunk)
+        return chunk
+
+
+@pytest.mark.parametrize("first, message", [
+    (b'name="c"\r\n\r\n1', "Received unexpected parameter:\n    c"),
+    (b'name="a"\r\n\r\n\0', "Expected a string without NUL characters"),
+    (b'name="c"; filename="c.bin"\r\n\r\n' + bytes(3 << 20),
+     "Received unexpected parameter:\n    c"),
+], ids=["unexpected", "invalid", "unexpected-file"])
+def test_a_bad_field_is_refused_before_the_rest_of_the_form_is_read(first, message) -> None:
+    """Each field is checked as soon as it is there (a text field once it
+    ends, a file as it begins): the 3 MiB file part after a bad one, or a
+    file that is not expected, is not read (the form is read in 1 MiB
+    chunks)."""
+    body = (b"--xyz\r\nContent-Disposition: form-data; " + first
+            + b"\r\n--xyz\r\nContent-Disposition: form-data; name=\"b\"; filename=\"b\"\r\n\r\n"
+            + os.urandom(3 << 20) + b"\r\n--xyz--\r\n")
+    server_input = CountingInput(body)
+    request = Request.blank("/notes", method="POST",
+                            content_type="multipart/form-data; boundary=xyz")
+    request.environ.update({"wsgi.input": server_input, "CONTENT_LENGTH": str(len(body))})
+    request.environ.pop("webob.is_body_seekable", None)
+    response = request.get_response(app())
+    assert response.status_int == 400
+    assert message in response.text
+    assert server_input.count == 1 << 20  # the first chunk only
+
+
 @pytest.mark.parametrize("kind, status", [
     ("notfound", 404), ("toolarge", 413), ("conflict", 409), ("unavailable", 503), ("full", 507),
 ])

@@ -11,6 +11,7 @@ from webob.multidict import MultiDict
 from rex.core import MANDATORY, Error, Extension, Package, Validate
 
 from .access import has_permission, package_permission
+from .form import Upload, discard, parse_form
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,38 @@ class Command(Endpoint):
     def render(self, req: Request, **params: Any) -> Response:
         raise NotImplementedError
 
+    def respond(self, req: Request) -> Response:
+        """The answer to a request (its method and access already checked):
+        its query string and POSTed form, validated against `parameters`,
+        given to `render()`; uploaded files are discarded afterwards.  Each
+        text field of the form goes through `check_field()` as it arrives.
+        A command that answers some failures itself overrides this."""
+        fields = req.GET.copy()
+        uploads: list[Upload] = []
+        if req.method == "POST":
+            form, uploads = parse_form(req, lambda name, value: self.check_field(req, name, value))
+            fields.extend(form)
+        try:
+            return self.render(req, **self.parse(fields))
+        finally:
+            discard(uploads)
+
+    def check_field(self, req: Request, name: str, value: str | Upload) -> None:
+        """Checks a field of a POSTed form as soon as it is there (a text
+        field once it ends, a file field as it begins), before the rest of
+        the body is read, so that a form bound to be refused is refused
+        without reading a file behind it.  By default the field must be a
+        parameter, and a text field's value must be valid (`parse()` checks
+        the whole form again: a field may come twice, or in the query too).
+        """
+        parameter = self._parameter(name)
+        if not isinstance(value, Upload):
+            _validate(parameter, value)
+
     def parse(self, fields: MultiDict) -> dict[str, Any]:
         """Validates the query string and form fields against `parameters`."""
-        declared = {parameter.name for parameter in self.parameters}
         for name in fields:
-            if name not in declared:
-                raise Error("Received unexpected parameter:", name)
+            self._parameter(name)
         params = {}
         for parameter in self.parameters:
             values = fields.getall(parameter.name)
@@ -67,12 +94,21 @@ class Command(Endpoint):
                     raise Error("Missing mandatory parameter:", parameter.name)
                 params[parameter.name] = parameter.default
                 continue
-            try:
-                params[parameter.name] = parameter.validate(values[0])
-            except Error as error:
-                raise error.wrap("While parsing parameter:", parameter.name)
+            params[parameter.name] = _validate(parameter, values[0])
         return params
 
+    def _parameter(self, name: str) -> Parameter:
+        for parameter in self.parameters:
+            if parameter.name == name:
+                return parameter
+        raise Error("Received unexpected parameter:", name)
+
+
+def _validate(parameter: Parameter, value: Any) -> Any:
+    try:
+        return parameter.validate(value)
+    except Error as error:
+        raise error.wrap("While parsing parameter:", parameter.name)
 
 class Location(Endpoint):
     """A subtree of URLs under the package's URL (`path` is its prefix).

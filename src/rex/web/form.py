@@ -19,7 +19,7 @@ import errno
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from typing import BinaryIO
 from urllib.parse import quote, unquote_to_bytes
@@ -106,7 +106,10 @@ class Spool(Extension):
         return None
 
 
-def parse_form(req: Request) -> tuple[MultiDict, list[Upload]]:
+FieldCheck = Callable[[str, "str | Upload"], None]
+
+
+def parse_form(req: Request, on_field: FieldCheck | None = None) -> tuple[MultiDict, list[Upload]]:
     """The fields of a POSTed form: strings, and `Upload` objects for files.
 
     Reads ``multipart/form-data`` and urlencoded bodies (also a body with no
@@ -114,16 +117,21 @@ def parse_form(req: Request) -> tuple[MultiDict, list[Upload]]:
     has no fields.  Raises `TooLargeError` past a limit of this module or of
     the spool, `InsufficientStorageError` when the spool's disk is full and
     `Error` on a malformed body; files already spooled are then removed.
+
+    `on_field(name, value)` is called as each text field ends, with its
+    value, and as each file field begins, with its `Upload` (still empty),
+    before what follows is read: what it raises stops the parsing there, so
+    that a form bound to be refused is refused before its file is read.
     """
     content_type, options = parse_options_header(req.environ.get("CONTENT_TYPE", ""))
     if content_type in (b"", b"application/x-www-form-urlencoded"):
-        return _parse_urlencoded(req), []
+        return _parse_urlencoded(req, on_field), []
     if content_type != b"multipart/form-data":
         return MultiDict(), []
     boundary = options.get(b"boundary")
     if not boundary:
         raise Error("Expected a multipart boundary in Content-Type:", req.environ["CONTENT_TYPE"])
-    parser = _MultipartParser(boundary, Spool.top()())
+    parser = _MultipartParser(boundary, Spool.top()(), on_field)
     try:
         for chunk in _body(req):
             parser.write(chunk)
@@ -135,8 +143,8 @@ def parse_form(req: Request) -> tuple[MultiDict, list[Upload]]:
     return parser.fields, parser.uploads
 
 
-def _parse_urlencoded(req: Request) -> MultiDict:
-    parser = _UrlencodedParser()
+def _parse_urlencoded(req: Request, on_field: FieldCheck | None) -> MultiDict:
+    parser = _UrlencodedParser(on_field)
     for chunk in _body(req, MAX_URLENCODED_SIZE):
         parser.write(chunk)
     parser.finish()
@@ -205,7 +213,8 @@ class _UrlencodedParser:
     """Callbacks for python-multipart's `QuerystringParser` that collect
     ``name=value`` pairs, percent-decoded as UTF-8."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_field: FieldCheck | None) -> None:
+        self.on_field = on_field
         self.fields = MultiDict()
         self.budget = _Budget()
         self._name = bytearray()
@@ -231,7 +240,10 @@ class _UrlencodedParser:
     def _field_end(self) -> None:
         name, value = _unquote(self._name), _unquote(self._value)
         self.budget.hold(len(name) + len(value))
-        self.fields.add(_utf8(name, "name"), _utf8(value, "value"))
+        name, value = _utf8(name, "name"), _utf8(value, "value")
+        self.fields.add(name, value)
+        if self.on_field is not None:
+            self.on_field(name, value)
 
 
 def _unquote(data: bytearray) -> bytes:
@@ -250,8 +262,9 @@ class _MultipartParser:
     """Callbacks for python-multipart's `MultipartParser` that build fields
     and spool files."""
 
-    def __init__(self, boundary: bytes, spool: Spool) -> None:
+    def __init__(self, boundary: bytes, spool: Spool, on_field: FieldCheck | None) -> None:
         self.spool = spool
+        self.on_field = on_field
         self.limit = spool.max_size()
         self.fields = MultiDict()
         self.uploads: list[Upload] = []
@@ -340,6 +353,8 @@ class _MultipartParser:
             self._upload = Upload(filename, content_type, file, path)
             self._crc = 0
             self.uploads.append(self._upload)
+            if self.on_field is not None:
+                self.on_field(self._name, self._upload)
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         upload = self._upload
@@ -362,7 +377,10 @@ class _MultipartParser:
             self._upload.file.seek(0)
             self.fields.add(self._name, self._upload)
         else:
-            self.fields.add(self._name, _decode(bytes(self._value)))
+            value = _decode(bytes(self._value))
+            self.fields.add(self._name, value)
+            if self.on_field is not None:
+                self.on_field(self._name, value)
 
     def _end(self) -> None:
         self.complete = True

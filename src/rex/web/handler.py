@@ -14,7 +14,6 @@ from rex.core import Error, InsufficientStorageError, UnavailableError, WSGIHand
 
 from .access import refusal
 from .command import Command, Endpoint, Location
-from .form import discard, parse_form
 from .proxy import apply_proxy
 
 log = logging.getLogger("rex.web")
@@ -56,15 +55,7 @@ class WebHandler(WSGIHandler):
         command = self.commands.get(path)
         if command is not None:
             self.check(command, req)
-            fields = req.GET.copy()
-            uploads = []
-            if req.method == "POST":
-                form, uploads = parse_form(req)
-                fields.extend(form)
-            try:
-                return command.render(req, **command.parse(fields))
-            finally:
-                discard(uploads)
+            return command.respond(req)
         for prefix, location in self.locations:
             if path == prefix or path.startswith(prefix + "/") or prefix == "":
                 self.check(location, req)
