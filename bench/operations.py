@@ -13,6 +13,9 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import subprocess
+import sys
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,6 +26,7 @@ import google_crc32c
 import http_client
 import yaml
 from library import CHUNK_SIZE, Run, timed
+from procs import memory_status
 
 PACKAGE = "rex.attach_demo"
 
@@ -126,6 +130,32 @@ def boto3_upload_file(client: Any, bucket: str, key: str, path: Path, config: An
 def migrate(settings: str, target: str, jobs: int) -> Run:
     return timed(lambda: command("attach", "migrate", PACKAGE, "--settings", settings,
                                  "--to", target, "--jobs", str(jobs), "-q"))
+
+
+def migrate_process(settings: str, target: str, baseline: int = 0) -> Run:
+    """``rex attach migrate`` as a process of its own, as an operator runs
+    it: its seconds, and its peak resident memory less `baseline` (the peak
+    of the same command on a store of one small file: what the command
+    holds whatever it copies), which is what the size of the files costs.
+
+    The peak is the process's ``VmHWM``, read every few milliseconds once it
+    runs the command (not before its ``exec``, when it is still a copy of
+    this process)."""
+    rex = Path(sys.executable).parent / "rex"
+    started = time.perf_counter()
+    process = subprocess.Popen([str(rex), "attach", "migrate", PACKAGE, "--settings", settings,
+                                "--to", target, "--jobs", "1", "-q"],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    peak = 0
+    while process.poll() is None:
+        with contextlib.suppress(OSError):
+            if b"attach" in Path(f"/proc/{process.pid}/cmdline").read_bytes():
+                peak = max(peak, memory_status(process.pid, "VmHWM"))
+        time.sleep(0.005)
+    seconds = time.perf_counter() - started
+    if process.returncode:
+        raise RuntimeError(f"rex attach migrate: exit status {process.returncode}")
+    return seconds, peak - baseline
 
 
 # -- ls --------------------------------------------------------------------------------------
