@@ -73,7 +73,7 @@ def check_shared_demo(a: str, b: str, nginx: Nginx, host_a: contextlib.ExitStack
     assert upload(a, "c0", "Through A", "a.bin", contents["c0"]).status_code == 303
     assert upload(b, "c1", "Through B", "b.bin", contents["c1"]).status_code == 303
     for host in (a, b):
-        assert [row["code"] for row in rows(host)] == ["c0", "c1"]
+        assert [row["code"] for row in rows(host)] == ["c1", "c0"]  # newest first
         for code in ("c0", "c1"):
             fetched = requests.get(f"{host}/download?code={code}", timeout=TIMEOUT)
             assert fetched.content == contents[code]
@@ -82,7 +82,7 @@ def check_shared_demo(a: str, b: str, nginx: Nginx, host_a: contextlib.ExitStack
     assert upstreams_used(nginx, "/upload") == {a.removeprefix("http://"),
                                                 b.removeprefix("http://")}
     host_a.close()  # host A is gone: nothing of what it stored was its own
-    assert [row["code"] for row in rows(nginx.url)] == sorted(contents)
+    assert [row["code"] for row in rows(nginx.url)] == sorted(contents, reverse=True)
     for code, content in contents.items():
         fetched = requests.get(f"{nginx.url}/download?code={code}", timeout=TIMEOUT)
         assert fetched.status_code == 200 and fetched.content == content

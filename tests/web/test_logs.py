@@ -78,7 +78,7 @@ def test_text_logs_have_each_request_and_the_cause_of_a_500(tmp_path: Path,
         assert requests.get(f"{url}/hello?name=Ann&{QUERY}", timeout=TIMEOUT).status_code == 400
         assert requests.get(f"{url}/hello?name=Ann", timeout=TIMEOUT).status_code == 200
         assert requests.get(f"{url}/fail?kind=bug", timeout=TIMEOUT).status_code == 500
-        text = log_of(tmp_path, url)
+    text = log_of(tmp_path, url)  # once the server stopped: its access lines follow the answers
     assert not any(secret in text for secret in SECRETS)
     assert '127.0.0.1 - "GET /hello?name=Ann&signature=REDACTED&X-Amz-Signature=REDACTED' in text
     assert '"GET /hello?name=Ann HTTP/1.1" 200 ' in text
@@ -93,7 +93,7 @@ def test_json_logs_are_one_object_per_line(tmp_path: Path, web_packages: None) -
                "--log-level", "warning", package="rexwebtest") as url:
         assert requests.get(f"{url}/hello?name=Ann&token=Tok-8", timeout=TIMEOUT).status_code == 400
         assert requests.get(f"{url}/fail?kind=bug", timeout=TIMEOUT).status_code == 500
-        lines = [json.loads(line) for line in log_of(tmp_path, url).splitlines()]
+    lines = [json.loads(line) for line in log_of(tmp_path, url).splitlines()]  # once stopped
     access = [line for line in lines if "status" in line]
     assert {key: access[-2][key] for key in ("method", "path", "status", "user", "remote")} == {
         "method": "GET", "path": "/hello?name=Ann&token=REDACTED", "status": 400, "user": None,
