@@ -46,12 +46,13 @@ def test_gc_removes_old_orphans_only_while_uploads_run(store: Store, tmp_path: P
         for i in range(COMMITTED):
             uploads.post(f"c{i:02}")
         with locked(store.settings["db"].removeprefix("sqlite:///")):
-            # Uploads in flight: each of the 2 workers stores a file, then waits.
+            # Uploads in flight: each stores its file (a thread of the
+            # server's workers each), then waits for the lock to record it.
             for i in range(COMMITTED, COMMITTED + 4):
                 uploads.submit(f"c{i:02}")
-            wait_until(lambda: len(list(storage)) == 2 + COMMITTED + 2)
+            wait_until(lambda: len(list(storage)) == 2 + COMMITTED + 4)
             in_flight = set(storage) - rows(store) - {old_orphan}
-            assert len(in_flight) == 2
+            assert len(in_flight) == 4
             dry = store.run("gc", "--orphans", "--dry-run", *grace)
             assert (dry.status, dry.lines) == (0, [
                 f"would remove unreferenced {old_orphan} of {dry.lines[0].split()[-1]}",

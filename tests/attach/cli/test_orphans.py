@@ -90,8 +90,9 @@ def test_orphans_after_kill_9_during_uploads(store: Store, tmp_path: Path) -> No
         with locked(store.settings["db"].removeprefix("sqlite:///")):
             for i in range(COMMITTED, 24):
                 uploads.submit(f"c{i:02}")
-            # Each of the server's 2 workers stores its upload's file, then waits.
-            wait_until(lambda: len(list(storage)) == COMMITTED + 2)
+            # Each of the 8 uploads in flight (one server thread each) stores
+            # its file, then waits for the lock to record it.
+            wait_until(lambda: len(list(storage)) == COMMITTED + 8)
             os.killpg(url.pid, signal.SIGKILL)  # the master and its workers at once
         uploads.wait(24)
     with store.app, get_db().connect() as connection:
@@ -104,9 +105,9 @@ def test_orphans_after_kill_9_during_uploads(store: Store, tmp_path: Path) -> No
         if handle not in recorded:
             orphaned[handle] = code
     assert sorted(recorded.values()) == [f"c{i:02}" for i in range(COMMITTED)]
-    assert len(orphaned) == 2
+    assert len(orphaned) == 8
     assert all(uploads.results[code] is None for code in orphaned.values())
     result = store.run("orphans")
     assert result.status == 1
     assert result.lines == [f"unreferenced {handle}" for handle in sorted(orphaned)] + [
-        "2 unreferenced, 0 missing"]
+        "8 unreferenced, 0 missing"]
