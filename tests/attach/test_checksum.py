@@ -10,6 +10,7 @@ import random
 import pytest
 
 from rex.attach import DamagedError
+from rex.attach import checksum
 from rex.attach.checksum import VerifiedReader, compute, encode, extend, is_crc32c, verified
 from rex.core import UnavailableError
 
@@ -113,3 +114,47 @@ def test_closing_closes_the_file() -> None:
         assert file.readable() and file.seekable() and not file.closed
         assert repr(file) == f"<VerifiedReader {HANDLE!r} 10000 bytes>"
     assert file.closed and inner.closed
+
+
+def file_reader(tmp_path, content: bytes, crc32c: str) -> VerifiedReader:
+    path = tmp_path / "data.bin"
+    path.write_bytes(content)
+    return VerifiedReader(open(path, "rb"), len(content), crc32c, HANDLE)
+
+
+@pytest.fixture
+def segment(monkeypatch) -> int:
+    monkeypatch.setattr(checksum, "SEGMENT", 4096)
+    return 4096
+
+
+def test_sendfile_segments_cover_the_file_each_checked_before_it_is_given(tmp_path, segment) -> None:
+    content = CONTENT  # 10,000 bytes: pieces of 4096, 4096, 1808
+    with file_reader(tmp_path, content, encode(extend(0, content))) as file:
+        pieces = list(file.sendfile_segments(0, len(content)))
+        assert pieces == [(0, 4096), (4096, 4096), (8192, 1808)]
+        assert file.read() == content  # the check is made: reading passes too
+
+
+def test_sendfile_segments_withhold_the_last_piece_of_damaged_content(tmp_path, segment,
+                                                                      caplog) -> None:
+    content = b"?" + CONTENT[1:]  # damaged in the first piece, found at the last
+    with file_reader(tmp_path, content, encode(extend(0, CONTENT))) as file:
+        pieces = file.sendfile_segments(0, len(content))
+        assert [next(pieces), next(pieces)] == [(0, 4096), (4096, 4096)]
+        with caplog.at_level(logging.ERROR, logger="rex.attach"), pytest.raises(DamagedError):
+            next(pieces)
+        assert "Attachment is damaged" in caplog.text
+        with pytest.raises(DamagedError):  # and every read after
+            file.read()
+
+
+def test_sendfile_segments_of_a_range_are_not_checked(tmp_path, segment) -> None:
+    content = b"?" + CONTENT[1:]
+    with file_reader(tmp_path, content, encode(extend(0, CONTENT))) as file:
+        assert list(file.sendfile_segments(100, 9000)) == [(100, 9000)]
+        assert file.read(100) == content[:100]  # read in order: checked
+        pieces = file.sendfile_segments(100, 9900)  # the rest: the check goes on
+        assert [next(pieces), next(pieces)] == [(100, 4096), (4196, 4096)]
+        with pytest.raises(DamagedError):
+            next(pieces)

@@ -7,6 +7,7 @@ exactly is refused before it comes near a file system path or an object key.
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 import re
 import unicodedata
@@ -54,10 +55,14 @@ def new_handle(name: str) -> str:
 
 def check_handle(handle: Any) -> str:
     """The handle itself if it is well-formed, else `Error`."""
-    if not (isinstance(handle, str) and HANDLE.fullmatch(handle)
-            and sanitize_filename(handle_name(handle)) == handle_name(handle)):
+    if not (isinstance(handle, str) and _well_formed(handle)):
         raise Error("Ill-formed attachment handle:", repr(handle) if not isinstance(handle, str) else handle)
     return handle
+
+
+@functools.lru_cache(maxsize=4096)  # a request checks its handle several times
+def _well_formed(handle: str) -> bool:
+    return bool(HANDLE.fullmatch(handle)) and sanitize_filename(handle_name(handle)) == handle_name(handle)
 
 
 def is_handle(handle: Any) -> bool:

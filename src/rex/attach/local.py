@@ -40,7 +40,7 @@ import stat as st
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 from urllib.parse import quote, urlencode
 
@@ -49,6 +49,7 @@ from rex.core import Error, ExistsError, InsufficientStorageError, NotFoundError
 from . import checksum
 from .handle import check_handle, is_handle
 from .signing import is_valid, sign
+from .response import AttachmentApp
 from .storage import CHUNK_SIZE, PresignedLink, Stat, Storage
 
 TMP = ".tmp"
@@ -221,8 +222,15 @@ class LocalStorage(Storage):
     def stat(self, handle: str) -> Stat:
         file, info, crc32c = self._open(handle)
         file.close()
-        tag = hashlib.sha256(f"{handle}:{info.st_size}:{info.st_mtime_ns}".encode()).hexdigest()
-        return Stat(info.st_size, info.st_mtime, f'"{tag[:32]}"', crc32c)
+        return _stat(handle, info, crc32c)
+
+    def route(self, handle: str) -> AttachmentApp:
+        """One walk for the headers and the body: the file opened to stat
+        the attachment is the one its first body reads."""
+        file, info, crc32c = self._open(handle)
+        opened = _Opener(checksum.verified(file, info.st_size, crc32c, handle),
+                         lambda: self.open(handle))
+        return self._route(handle, _stat(handle, info, crc32c), opened)
 
     def record_crc32c(self, handle: str) -> str:
         """Reads an attachment that has no CRC32C and sets it, create-only
@@ -444,3 +452,27 @@ def _fsync_dir(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _stat(handle: str, info: os.stat_result, crc32c: str | None) -> Stat:
+    tag = hashlib.sha256(f"{handle}:{info.st_size}:{info.st_mtime_ns}".encode()).hexdigest()
+    return Stat(info.st_size, info.st_mtime, f'"{tag[:32]}"', crc32c)
+
+
+class _Opener:
+    """Opens an attachment: gives out `first`, a file open already, then
+    new ones; closing it closes `first` if nobody took it (a response
+    without a body: ``HEAD``, 304)."""
+
+    def __init__(self, first: BinaryIO, reopen: Callable[[], BinaryIO]) -> None:
+        self.first: BinaryIO | None = first
+        self.reopen = reopen
+
+    def __call__(self) -> BinaryIO:
+        first, self.first = self.first, None
+        return first if first is not None else self.reopen()
+
+    def close(self) -> None:
+        if self.first is not None:
+            self.first.close()
+            self.first = None

@@ -10,10 +10,11 @@ header are ignored (200 with the whole file, as RFC 9110 allows), never a
 
 The recorded CRC32C goes out as ``Repr-Digest`` (RFC 9530 registers
 ``crc32c``, as "deprecated": fit against corruption, not against an
-adversary), and the body is read through Python, where the storage's file
-checks it; an attachment without one goes to the server's
-``wsgi.file_wrapper`` (``sendfile``) when the whole file is sent from a real
-file.  The first chunk of the body is read before the status is sent, so
+adversary), and the storage's file checks the body as it is read.  A whole
+file sent from a real file goes to the server's ``wsgi.file_wrapper``, which
+``rex serve`` sends with ``sendfile`` as the file checks it (see
+`rex.web.worker.Checked`); other bodies are read through Python.  The first
+chunk of a body read through Python is read before the status is sent, so
 that a read that fails at once (a small attachment found damaged, an object
 gone) is answered as the error it is; a failure after that propagates from
 the body, and the server cuts the response off.
@@ -33,7 +34,7 @@ from urllib.parse import quote
 
 from webob import Request, Response
 
-from .checksum import is_crc32c
+from .checksum import SEGMENT, is_crc32c
 
 BLOCK_SIZE = 1 << 20
 RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)", re.IGNORECASE)  # one range (RFC 9110 14.1.1)
@@ -133,8 +134,11 @@ class AttachmentApp:
         body: Iterable[bytes] = Body(self.open, self.size)
         wrapper = req.environ.get("wsgi.file_wrapper")
         ranged = byte_range(req.environ.get("HTTP_RANGE", ""), self.size) is not None
-        if (self.sendfile and self.crc32c is None and wrapper is not None
-                and req.method == "GET" and not ranged):
+        # A checked file goes to the server's ``sendfile`` only if it is
+        # longer than the piece checked before any goes out: a shorter one
+        # would be found damaged after the status, not before.
+        if (self.sendfile and wrapper is not None and req.method == "GET" and not ranged
+                and (self.crc32c is None or self.size > SEGMENT)):
             body = wrapper(self.open(), BLOCK_SIZE)
             return _RangeResponse(headerlist=headers, app_iter=body, conditional_response=True)
         return _StreamedResponse(headerlist=headers, app_iter=body, conditional_response=True)
@@ -201,11 +205,17 @@ class _Chained:
 
 
 class Body:
-    """A lazily opened attachment body that can also serve a byte range."""
+    """A lazily opened attachment body that can also serve a byte range.
+    Closing it closes `open` if that has a ``close()`` (a file it holds)."""
 
     def __init__(self, open: Callable[[], BinaryIO], size: int) -> None:
         self.open = open
         self.size = size
+
+    def close(self) -> None:
+        close = getattr(self.open, "close", None)
+        if close is not None:
+            close()
 
     def __iter__(self) -> Iterator[bytes]:
         return self.app_iter_range(0, self.size)

@@ -59,8 +59,9 @@ class Storage(ABC):
     upload links accept; `link_expiry` is how long links are valid (seconds).
     """
 
-    # Does `open()` give an OS file, which a server can ``sendfile``?  (Only
-    # for an attachment without a CRC32C: ``sendfile`` would not check it.)
+    # Does `open()` give an OS file, or one that checks its CRC32C as
+    # `checksum.VerifiedReader.sendfile_segments()` gives it out, which a
+    # server can ``sendfile``?
     sendfile = False
 
     def __init__(self, *, max_size: int | None = None, link_expiry: int = 3600) -> None:

@@ -24,7 +24,7 @@ from contextlib import suppress
 from typing import BinaryIO
 from urllib.parse import quote, unquote_to_bytes
 
-import google_crc32c
+import crc32c
 from python_multipart import MultipartParser, QuerystringParser
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
@@ -367,7 +367,7 @@ class _MultipartParser:
             raise TooLargeError(f"Expected a file of at most {self.limit} bytes, got more in field:",
                                 self._name)
         part = data if start == 0 and end == len(data) else data[start:end]
-        self._crc = google_crc32c.extend(self._crc, bytes(part))  # a copy only if not bytes
+        self._crc = crc32c.crc32c(part, self._crc)
         upload.file.write(part)
 
     def _part_end(self) -> None:

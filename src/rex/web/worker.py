@@ -23,15 +23,60 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import selectors
 import socket
 import time
+from collections.abc import Iterator
 from functools import partial
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
+from gunicorn.http.wsgi import FileWrapper as GunicornFileWrapper
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 log = logging.getLogger("rex.web.serve")
+
+
+@runtime_checkable
+class Checked(Protocol):
+    """A file whose bytes may be sent straight from an OS file once it has
+    checked them."""
+
+    def read(self, size: int = -1) -> bytes: ...
+
+    def sendfile_fd(self) -> int:
+        """The OS file descriptor to send from."""
+
+    def sendfile_segments(self, offset: int, count: int) -> Iterator[tuple[int, int]]:
+        """``(offset, length)`` pieces of bytes `offset` to `offset + count`,
+        each given out once it is checked (raising when it fails)."""
+
+
+class _Sendable:
+    """A `Checked` file as gunicorn's ``sendfile`` wants it: with a
+    ``fileno()``, which only `IdleTimeoutSocket.sendfile` ever sees."""
+
+    mode = "rb"
+
+    def __init__(self, file: Checked) -> None:
+        self.file = file
+        self.read = file.read
+        self.close = getattr(file, "close", lambda: None)
+        self.fileno = file.sendfile_fd
+        self.sendfile_segments = file.sendfile_segments
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return os.lseek(self.fileno(), offset, whence)
+
+
+class FileWrapper(GunicornFileWrapper):
+    """``wsgi.file_wrapper``: gunicorn's, which sends a `Checked` file with
+    ``sendfile`` as well."""
+
+    def __init__(self, filelike: Any, blksize: int = 8192) -> None:
+        super().__init__(filelike, blksize)
+        if isinstance(filelike, Checked):
+            self.filelike = _Sendable(filelike)
 
 
 class IdleTimeoutSocket(socket.socket):
@@ -87,6 +132,14 @@ class IdleTimeoutSocket(socket.socket):
             view = view[self.send(view, flags):]
 
     def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+        segments = getattr(file, "sendfile_segments", None)
+        if segments is None:
+            return self._sendfile(file, offset, count)
+        if count is None:
+            count = os.fstat(file.fileno()).st_size - offset
+        return sum(self._sendfile(file, start, length) for start, length in segments(offset, count))
+
+    def _sendfile(self, file: Any, offset: int, count: int | None) -> int:
         try:
             return super().sendfile(file, offset, count)
         except TimeoutError as error:
@@ -115,6 +168,16 @@ class Worker(ThreadWorker):
     """gunicorn's threaded worker with `IdleTimeoutSocket` connections that
     wait for their first byte in the poller.  The idle timeout is gunicorn's
     ``keepalive`` setting, which so also bounds the wait for a request."""
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        app = self.wsgi
+
+        def wsgi(environ: dict, start_response: Any) -> Any:
+            environ["wsgi.file_wrapper"] = FileWrapper
+            return app(environ, start_response)
+
+        self.wsgi = wsgi
 
     def enqueue_req(self, conn: TConn) -> None:
         if not isinstance(conn.sock, IdleTimeoutSocket):  # a new connection
