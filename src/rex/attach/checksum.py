@@ -21,6 +21,7 @@ import io
 import logging
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO
 
 import crc32c
@@ -84,6 +85,18 @@ def verified(file: BinaryIO, size: int, crc32c: str | None, handle: str) -> Bina
     if crc32c is None:
         return file
     return VerifiedReader(file, size, crc32c, handle)  # type: ignore[return-value]
+
+
+_checkers: dict[int, ThreadPoolExecutor] = {}
+
+
+def _checker() -> ThreadPoolExecutor:
+    """This process's threads that check pieces ahead of ``sendfile``."""
+    pid = os.getpid()
+    if pid not in _checkers:  # none yet, or the parent's, whose threads a fork left behind
+        _checkers.clear()
+        _checkers[pid] = ThreadPoolExecutor(os.cpu_count() or 2, "rex-attach-check")
+    return _checkers[pid]
 
 
 class VerifiedReader(io.BufferedIOBase):
@@ -163,22 +176,40 @@ class VerifiedReader(io.BufferedIOBase):
         each piece that continues the checked part is read and checked
         first, so the last piece of a full read is given out only if the
         CRC32C matches (else `DamagedError`, and the response is cut off).
-        rex.web's server knows this protocol; other servers iterate over
-        the file, which `read()` checks."""
+        The next piece is checked, in another thread, while the server
+        sends this one.  rex.web's server knows this protocol; other
+        servers iterate over the file, which `read()` checks."""
         end = offset + count
         buffer = memoryview(bytearray(min(SEGMENT, count)))
+        ahead = None  # the check of the piece at `offset`, under way
         while offset < end:
-            if offset == self._checked and not self._done:
-                length = min(SEGMENT, end - offset)
-                if os.preadv(self.sendfile_fd(), [buffer[:length]], offset) != length:
-                    raise OSError(f"{self._handle} ended before byte {offset + length}")
-                self._check(buffer[:length])
+            if ahead is not None:
+                ahead.result()  # raises `DamagedError` before the last piece goes out
+            elif offset == self._checked:
+                self._check_piece(buffer, end)
             if self._damage is not None:
                 raise self._damage
             # Up to the end of the checked part, or all the rest past a gap.
             length = min(self._checked if offset < self._checked else end, end) - offset
-            yield offset, length
+            ahead = (_checker().submit(self._check_piece, buffer, end)
+                     if offset + length == self._checked < end and not self._done else None)
+            try:
+                yield offset, length
+            except BaseException:
+                if ahead is not None:
+                    ahead.cancel() or ahead.exception()  # done with the buffer
+                raise
             offset += length
+
+    def _check_piece(self, buffer: memoryview, end: int) -> None:
+        """Reads and checks the next piece of at most `len(buffer)` bytes
+        (not beyond `end`) that follows the checked part."""
+        if self._done:
+            return
+        length = min(len(buffer), end - self._checked)
+        if os.preadv(self.sendfile_fd(), [buffer[:length]], self._checked) != length:
+            raise OSError(f"{self._handle} ended before byte {self._checked + length}")
+        self._check(buffer[:length])
 
     def close(self) -> None:
         try:
