@@ -5,13 +5,16 @@ from __future__ import annotations
 import base64
 import io
 import os
+import random
 from email.utils import formatdate
 
 import google_crc32c
 import pytest
+import requests
+from helpers import serve
 from webob import Request
 
-from rex.attach import DamagedError, LocalStorage
+from rex.attach import DamagedError, LocalStorage, checksum
 from rex.attach.local import CRC32C
 
 BODY = bytes(range(256)) * 40  # 10240 bytes
@@ -289,3 +292,20 @@ def test_a_small_damaged_file_fails_before_the_status(storage) -> None:
     assert started == []
     ranged = call(storage, handle, headers={"Range": "bytes=0-99"})  # not a full read
     assert ranged.status_int == 206 and ranged.body == BODY[:100]
+
+
+def test_rex_serve_sends_a_checked_file_with_sendfile_and_logs_its_size(tmp_path) -> None:
+    """A file longer than a checked piece, which `rex serve` sends with
+    ``sendfile`` as it checks it, arrives whole, and its access line counts
+    every byte (gunicorn counts only what it writes itself: 0 here)."""
+    content = random.Random(8).randbytes(3 * checksum.SEGMENT + 5)
+    (tmp_path / "attachments").mkdir()
+    with serve(tmp_path, "access={rex.attach: anybody}") as url:
+        uploaded = requests.post(f"{url}/upload", data={"code": "big", "title": "t"},
+                                 files={"attachment": ("big.bin", content)}, timeout=60)
+        assert uploaded.status_code == 200, uploaded.text
+        response = requests.get(f"{url}/download?code=big", timeout=60)
+        assert response.content == content
+        assert response.headers["Repr-Digest"].startswith("crc32c=")
+    log = (tmp_path / f"rex-serve-{url.rsplit(':', 1)[1]}.log").read_text()
+    assert f'"GET /download?code=big HTTP/1.1" 200 {len(content)} ' in log

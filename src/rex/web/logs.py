@@ -133,8 +133,10 @@ class TextLogger(glogging.Logger):
     def access(self, resp: Any, req: Any, environ: dict, request_time: timedelta) -> None:
         if not self.access_log_enabled:
             return
-        fields = access_fields(getattr(resp, "status", None), getattr(resp, "sent", None),
-                               environ, request_time)
+        # gunicorn counts what it writes, not what it sends with sendfile.
+        sent = (getattr(resp, "sent", None) or 0) + getattr(getattr(resp, "sock", None),
+                                                             "take_sendfile_count", lambda: 0)()
+        fields = access_fields(getattr(resp, "status", None), sent, environ, request_time)
         self.access_log.info("%s", access_line(fields), extra=fields)
 
 

@@ -90,6 +90,7 @@ class IdleTimeoutSocket(socket.socket):
     """
 
     idle_timeout: float
+    sendfile_count = 0  # bytes sent with ``sendfile``, until taken
 
     @classmethod
     def adopt(cls, sock: socket.socket, idle_timeout: float) -> IdleTimeoutSocket:
@@ -141,9 +142,17 @@ class IdleTimeoutSocket(socket.socket):
 
     def _sendfile(self, file: Any, offset: int, count: int | None) -> int:
         try:
-            return super().sendfile(file, offset, count)
+            sent = super().sendfile(file, offset, count)
         except TimeoutError as error:
             raise self._cut("sending", error) from None
+        self.sendfile_count += sent
+        return sent
+
+    def take_sendfile_count(self) -> int:
+        """The bytes sent with ``sendfile`` since the last call (for the
+        access log: gunicorn counts only what it writes)."""
+        count, self.sendfile_count = self.sendfile_count, 0
+        return count
 
     def _cut(self, doing: str, error: TimeoutError) -> BrokenPipeError:
         """Shuts the stalled connection down; the error a send then raises.
