@@ -4,6 +4,7 @@ stopped by its pid, even when the test fails."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import glob
 import os
@@ -19,6 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import google_crc32c
 import requests
 
 HOST = "127.0.0.1"
@@ -361,3 +363,12 @@ def staged(attach_dir: str | Path) -> list[str]:
     tmp = Path(attach_dir) / ".tmp"
     return sorted(str(path.relative_to(tmp)) for path in tmp.rglob("*")
                   if not (path.name.startswith("writer-") or path.name == "lock"))
+
+
+MISSING = "/2024/01/01/6f1c6ed5-3b5e-4b8e-9a53-2b2d2b6d1a2e/memo.txt"  # well-formed, never stored
+
+
+def crc32c_of(data: bytes) -> str:
+    """The CRC32C of `data` as the stores record it (the base64 of its four
+    bytes, big-endian), by google-crc32c: not the project's own code."""
+    return base64.b64encode(google_crc32c.Checksum(data).digest()).decode()

@@ -13,19 +13,18 @@ import time
 from email.utils import formatdate
 from urllib.parse import quote, urljoin
 
-import google_crc32c
 import pytest
 import requests
 from backends import MAX_SIZE
 from sqlalchemy import insert, select
 from webob import Request
 
+from helpers import MISSING, crc32c_of
 from rex.attach import DamagedError, PresignedLink, check_handle
 from rex.attach_demo.database import file_table
 from rex.core import Error, ExistsError, NotFoundError, TooLargeError
 from rex.db import get_db
 
-MISSING = "/2024/01/01/6f1c6ed5-3b5e-4b8e-9a53-2b2d2b6d1a2e/memo.txt"
 BODY = os.urandom(100_000)
 MiB = 1 << 20
 
@@ -191,9 +190,6 @@ def test_route_of_missing_attachment(storage) -> None:
 
 
 # Checksums.
-
-def crc32c_of(data: bytes) -> str:
-    return base64.b64encode(google_crc32c.Checksum(data).digest()).decode()
 
 
 def randbytes(size: int, seed: int = 0) -> bytes:

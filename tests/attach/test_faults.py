@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import pytest
 from backend_gcs import write_key
-from helpers import free_port, staged
+from helpers import MISSING, free_port, staged
 from webob import Request
 
 from rex.attach import LocalStorage, get_storage
@@ -21,8 +21,6 @@ from rex.attach.gcs import EMULATOR, GCSStorage
 from rex.attach.s3 import S3Storage
 from rex.core import (Error, ExistsError, InsufficientStorageError, NotFoundError, Rex,
                       UnavailableError)
-
-MISSING = "/2024/01/01/6f1c6ed5-3b5e-4b8e-9a53-2b2d2b6d1a2e/memo.txt"
 
 
 @pytest.fixture

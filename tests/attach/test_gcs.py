@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import io
 import os
@@ -15,13 +14,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote
 
-import google_crc32c
 import pytest
 import requests
 from backend_gcs import create_bucket, write_key
 from servers import HOST, GCSServer, free_port, start_fake_gcs
 from webob import Request
 
+from helpers import crc32c_of
 from rex.attach import get_storage
 from rex.attach.gcs import EMULATOR, GCSStorage
 from rex.core import Error, NotFoundError, Rex
@@ -69,10 +68,6 @@ def put_object(server: GCSServer, bucket: str, name: str, data: bytes) -> reques
     """Creates or replaces an object through the JSON API, behind rex.attach's back."""
     return requests.post(f"{server.endpoint}/upload/storage/v1/b/{bucket}/o",
                          params={"uploadType": "media", "name": name}, data=data, timeout=10)
-
-
-def crc32c(data: bytes) -> str:
-    return base64.b64encode(google_crc32c.Checksum(data).digest()).decode()
 
 
 @contextlib.contextmanager
@@ -289,8 +284,8 @@ def test_type_and_checksums_are_stored(storage: GCSStorage, server, bucket, name
     meta = requests.get(object_url(server, bucket, handle[1:]), timeout=10).json()
     assert meta["contentType"] == content_type
     assert "metadata" not in meta  # the CRC32C is GCS's own
-    assert meta["crc32c"] == crc32c(data)
-    assert storage.stat(handle).crc32c == crc32c(data)
+    assert meta["crc32c"] == crc32c_of(data)
+    assert storage.stat(handle).crc32c == crc32c_of(data)
     assert int(meta["size"]) == size
     assert meta["contentDisposition"].startswith("attachment; filename=")
 

@@ -16,16 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import staged
+from helpers import MISSING, crc32c_of, staged
 
 import rex.attach.checksum
 from rex.attach import DamagedError, LocalStorage
-from rex.attach.checksum import compute
 from rex.attach.local import CRC32C
 from rex.core import Error
 from rex.web import Upload
-
-MISSING = "/2024/01/01/6f1c6ed5-3b5e-4b8e-9a53-2b2d2b6d1a2e/memo.txt"
 
 
 @pytest.fixture
@@ -118,10 +115,6 @@ def test_same_name_differs_by_uuid(storage: LocalStorage) -> None:
         storage.remove(handle.rsplit("/", 1)[0] + "/other.txt")
     assert storage.open(handle).read() == b"x"
     del other
-
-
-def crc32c_of(data: bytes) -> str:
-    return compute(io.BytesIO(data))[0]
 
 
 def test_the_crc32c_is_an_attribute_of_the_file(storage: LocalStorage) -> None:

@@ -4,7 +4,6 @@ racing uploads, memory use, paging and reads of a replaced object."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import os
@@ -17,12 +16,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import google_crc32c
 import pytest
 from backend_s3 import admin_client, clear_aws_environment, s3_settings
 from servers import S3Server, free_port, start_radosgw
 from webob import Request
 
+from helpers import crc32c_of
 from rex.attach import get_storage
 from rex.attach.s3 import S3Storage
 from rex.core import Error, NotFoundError, Rex
@@ -66,10 +65,6 @@ def bucket(admin: Any) -> str:
 def storage(server: S3Server, bucket: str) -> S3Storage:
     return S3Storage(bucket, endpoint=server.endpoint, region=server.region,
                      access_key=server.access_key, secret_key=server.secret_key)
-
-
-def crc32c_of(data: bytes) -> str:
-    return base64.b64encode(google_crc32c.Checksum(data).digest()).decode()
 
 
 def make_app(tmp_path: Path, **settings: Any) -> Rex:

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-import google_crc32c
 import pytest
 from backend_s3 import clear_aws_environment
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from urllib3.response import HTTPResponse
 
+from helpers import crc32c_of
 from rex.attach.gcs_interop import GCSInteropStorage
 from rex.attach.response import content_disposition
 from rex.core import Error
@@ -121,10 +121,6 @@ def assert_gcs_compatible(request: AWSPreparedRequest) -> None:
     assert not set(sent) & set(STREAMING_HEADERS), sent
     assert "aws-chunked" not in sent.get("content-encoding", "")
     assert "transfer-encoding" not in sent
-
-
-def crc32c_of(data: bytes) -> str:
-    return base64.b64encode(google_crc32c.Checksum(data).digest()).decode()
 
 
 def signs(request: AWSPreparedRequest, string_to_sign: str) -> bool:

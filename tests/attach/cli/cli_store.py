@@ -4,7 +4,6 @@ of its fake-gcs-server), and the command run as a subprocess on it."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import os
@@ -20,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import google_crc32c
 import requests
 import yaml
 from sqlalchemy import insert
@@ -179,10 +177,6 @@ def s3_client(settings: dict[str, Any]) -> Any:
         aws_access_key_id=settings["attach_s3_access_key"],
         aws_secret_access_key=settings["attach_s3_secret_key"])
 
-
-def crc32c(data: bytes) -> str:
-    """The CRC32C of `data` as the stores show it: base64 of 4 big-endian bytes."""
-    return base64.b64encode(google_crc32c.Checksum(data).digest()).decode()
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 120) -> None:

@@ -7,8 +7,6 @@ from pathlib import Path
 
 from cli_store import Store
 
-MISSING = "/2024/01/01/6f1c6ed5-3b5e-4b8e-9a53-2b2d2b6d1a2e/memo.txt"
-
 
 def test_add_files_and_stdin_then_cat(store: Store, tmp_path: Path) -> None:
     memo = tmp_path / "Visit 1 memo.txt"
@@ -77,3 +75,4 @@ def test_rm_refuses_a_referenced_attachment(store: Store) -> None:
     assert kept in storage and free in storage  # none removed
     forced = store.run("rm", kept, "--yes", "--force")
     assert forced.status == 0 and kept not in storage and free in storage
+from helpers import MISSING

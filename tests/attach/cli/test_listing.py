@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 
-from cli_store import Store, crc32c
+from cli_store import Store
 
 CONTENTS = {"a.txt": b"first", "b.bin": b"\x00" * 70_000, "c.txt": b""}
 
@@ -40,7 +40,7 @@ def test_ls_long_and_stat_show_size_time_and_checksum(store: Store) -> None:
     for line, handle in zip(long.lines, handles, strict=True):
         size, mtime, checksum, shown = line.split()
         assert shown == handle and int(size) == len(added[handle])
-        assert checksum == crc32c(added[handle])
+        assert checksum == crc32c_of(added[handle])
         modified = datetime.datetime.strptime(mtime, "%Y-%m-%dT%H:%M:%SZ").replace(
             tzinfo=datetime.timezone.utc)
         assert abs((modified - now).total_seconds()) < 600  # a time of today, in UTC
@@ -50,7 +50,7 @@ def test_ls_long_and_stat_show_size_time_and_checksum(store: Store) -> None:
     assert [item["handle"] for item in items] == handles
     for item in items:
         assert item["size"] == len(added[item["handle"]])
-        assert item["crc32c"] == crc32c(added[item["handle"]])
+        assert item["crc32c"] == crc32c_of(added[item["handle"]])
         assert item["etag"] == store.storage.stat(item["handle"]).etag
     assert [json.loads(line) for line in store.run("stat", "--json", *handles).lines] == items
 
@@ -72,3 +72,4 @@ def test_stat_of_what_is_not_there(store: Store) -> None:
     assert result.err == f"rex: Attachment does not exist:\n    {missing}\n"
     assert store.run("stat", "not-a-handle").status == 2
     assert store.run("stat").status == 2
+from helpers import crc32c_of

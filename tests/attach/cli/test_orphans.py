@@ -12,13 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 from cli_store import Store, Uploads, content, locked, wait_until
-from helpers import PG_PASSWORD, serve, start_postgres
+from helpers import MISSING, PG_PASSWORD, serve, start_postgres
 from sqlalchemy import select
 
 from rex.attach_demo import file_table
 from rex.db import get_db
-
-MISSING = "/2024/01/01/6f1c6ed5-3b5e-4b8e-9a53-2b2d2b6d1a2e/memo.txt"
 
 
 def test_orphans_are_unreferenced_attachments_and_missing_ones(store: Store) -> None:
