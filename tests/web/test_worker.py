@@ -130,3 +130,20 @@ def test_idle_connections_do_not_stop_others_from_being_answered(tmp_path: Path)
         finally:
             for sock in silent + kept:
                 sock.close()
+
+
+def test_a_refusal_that_leaves_the_body_unread_says_it_closes(tmp_path: Path) -> None:
+    """413 before the body is read: the connection cannot carry another
+    request, and the answer says so (gunicorn would say keep-alive)."""
+    (tmp_path / "attachments").mkdir()
+    with serve(tmp_path, "attach_max_size=1000") as url:
+        head, _, _ = multipart_head("big", 10 * MiB)
+        with connect(url) as sock:
+            sock.sendall(head.replace(b"Connection: close\r\n", b""))
+            answer = read_to_end(sock)
+        status, _, rest = answer.partition(b"\r\n")
+        assert status == b"HTTP/1.1 413 Payload Too Large"
+        assert b"\r\nConnection: close\r\n" in rest.partition(b"\r\n\r\n")[0] + b"\r\n"
+        # A request without a body keeps its connection.
+        ok = requests.get(f"{url}/", timeout=TIMEOUT)
+        assert ok.status_code == 200 and ok.headers.get("Connection") != "close"

@@ -184,7 +184,15 @@ class Worker(ThreadWorker):
 
         def wsgi(environ: dict, start_response: Any) -> Any:
             environ["wsgi.file_wrapper"] = FileWrapper
-            return app(environ, start_response)
+
+            def start(status: str, headers: list, exc_info: Any = None) -> Any:
+                # A refusal may leave the request's body unread: gunicorn
+                # closes such a connection, so it must say so, not "keep-alive".
+                if status >= "400" and _has_body(environ):
+                    start_response.__self__.force_close()
+                return start_response(status, headers, exc_info)
+
+            return app(environ, start)
 
         self.wsgi = wsgi
 
@@ -200,3 +208,8 @@ class Worker(ThreadWorker):
         self.pending_conns.append(conn)
         self.poller.register(conn.sock, selectors.EVENT_READ,
                              partial(self.on_pending_socket_readable, conn))
+
+
+def _has_body(environ: dict) -> bool:
+    return (environ.get("CONTENT_LENGTH", "") not in ("", "0")
+            or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower())
