@@ -9,8 +9,8 @@ a store does to data (flipped bits, torn or truncated writes) at a fraction
 of the cost: a GiB takes ~53 ms with the `crc32c` package (SSE4.2; ~250 ms
 with `google_crc32c`, which held full-read downloads to 0.6x of ``sendfile``)
 against SHA-256's ~950 ms, a pass that alone held uploads to S3 below their
-target.  It is no defence against someone who
-can write the store, who could record a matching checksum as well.
+target.  It is no defence against someone who can write the store, who could
+record a matching checksum as well.
 """
 
 from __future__ import annotations
@@ -195,9 +195,9 @@ class VerifiedReader(io.BufferedIOBase):
                      if offset + length == self._checked < end and not self._done else None)
             try:
                 yield offset, length
-            except BaseException:
-                if ahead is not None:
-                    ahead.cancel() or ahead.exception()  # done with the buffer
+            except BaseException:  # the server stopped sending
+                if ahead is not None and not ahead.cancel():
+                    ahead.exception()  # waits: that check reads the file into the buffer
                 raise
             offset += length
 
