@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
@@ -212,6 +212,11 @@ class ProjectTarget:
         code, _ = self._post(size, name)
         return "/attach" + quote(self.handle(code))
 
+    @staticmethod
+    def handle_of(path: str) -> str:
+        """The handle of an ``/attach/...`` URL path that `place()` gave."""
+        return unquote(path[len("/attach"):])
+
     def place_code(self, name: str, size: int) -> str:
         """Uploads a file through the demo; returns its ``/download?code=`` URL path."""
         code, _ = self._post(size, name)
@@ -365,6 +370,27 @@ def download_measure(ctx: Context) -> Measure:
 
     return Measure("download", f"download {mib(size)} from /attach/...", "MB/s", [ref],
                    project_side(ctx, project, ref), max_growth=16 * MIB)
+
+
+def download_unchecked_measure(ctx: Context) -> Measure:
+    """`download` of an attachment with no CRC32C recorded (as one stored
+    before checksums): what the serving path costs without the check."""
+    size = ctx.sizes.download
+    ref = side("gunicorn+FileApp", lambda: fileapp_download(ctx, size), 0.9)
+
+    def project() -> Trial:
+        target = ctx.target("project")
+
+        def place() -> str:
+            path = target.place("unchecked.bin", size)
+            os.removexattr(f"{target.attach_dir}{target.handle_of(path)}", "user.rex.attach.crc32c")
+            return path
+
+        path = ctx.fixture(f"project: a {mib(size)} file without a CRC32C", place)
+        return download_trial(target, path, size)
+
+    return Measure("download-unchecked", f"download {mib(size)} (no CRC32C) from /attach/...",
+                   "MB/s", [ref], project_side(ctx, project, ref), max_growth=16 * MIB)
 
 
 def download_demo_measure(ctx: Context) -> Measure:
@@ -909,6 +935,7 @@ MEASURES: dict[str, Callable[[Context], Measure]] = {
     "upload-memory": upload_memory_measure,
     "download": download_measure,
     "download-demo": download_demo_measure,
+    "download-unchecked": download_unchecked_measure,
     "small": small_files_measure,
     "slow-clients": slow_clients_measure,
     "adds": adds_measure,
