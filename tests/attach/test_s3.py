@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from backend_s3 import admin_client, clear_aws_environment, s3_settings
+from botocore.exceptions import ConnectionClosedError
 from servers import S3Server, free_port, start_radosgw
 from webob import Request
 
@@ -340,9 +341,10 @@ def test_failed_upload_leaves_nothing(storage: S3Storage, admin: Any, size: int,
                                       seekable: bool, expected: list[str]) -> None:
     calls = operations(storage, "before-call")
     keys_asked: list[str] = []
-    storage.client.meta.events.register(
-        "before-parameter-build.s3.HeadObject",
-        lambda params, **kwargs: keys_asked.append(params["Key"]))
+    for operation in ("HeadObject", "PutObject", "CreateMultipartUpload"):
+        storage.client.meta.events.register(
+            f"before-parameter-build.s3.{operation}",
+            lambda params, **kwargs: keys_asked.append(params["Key"]))
     part_uploaded = threading.Event()
     storage.client.meta.events.register("after-call.s3.UploadPart",
                                         lambda **kwargs: part_uploaded.set())
@@ -361,15 +363,45 @@ def test_failed_upload_leaves_nothing(storage: S3Storage, admin: Any, size: int,
         assert seen_uploads == [1]  # the listing does show an upload in progress
     assert dangling_uploads(admin, storage.bucket) == []
     assert keys(admin, storage.bucket) == []
-    (key,) = set(keys_asked)
-    assert "/" + key not in storage
+    asked = set(keys_asked)  # a look below asks too
+    assert len(asked) == (1 if seekable else 0)  # hashing fails before any request
+    assert all("/" + key not in storage for key in asked)
+
+
+@pytest.mark.parametrize("size, expected", [
+    (100_000, ["PutObject"]),
+    (17 * MiB, ["HeadObject", "CreateMultipartUpload", "UploadPart", "UploadPart", "UploadPart",
+                "CompleteMultipartUpload"]),
+], ids=["small", "multipart"])
+def test_write_sends_its_crc32c_and_answers_with_it(storage: S3Storage, size: int,
+                                                    expected: list[str]) -> None:
+    """A small write is one create-only PUT that carries its CRC32C (for a
+    store that checks it): no look before, none after; a multipart upload,
+    which radosgw does not make create-only, looks first."""
+    content = os.urandom(size)
+    calls = operations(storage)
+    sent: list[dict[str, str]] = []
+    storage.client.meta.events.register(
+        "before-send.s3.PutObject",
+        lambda request, **kwargs: sent.append({name.lower(): value for name, value
+                                               in request.headers.items()}))
+    handle = storage.reserve("scan.bin")
+    assert storage.write(handle, io.BytesIO(content)) == crc32c_of(content)
+    assert sorted(calls) == sorted(expected)  # parts go in parallel
+    if sent:
+        assert sent[0]["x-amz-checksum-crc32c"] == crc32c_of(content).encode()
+        assert sent[0]["if-none-match"] == b"*"
+    with storage.open(handle) as stream:
+        assert stream.read() == content
 
 
 def test_write_to_an_existing_handle_is_refused(storage: S3Storage, admin: Any) -> None:
     handle = storage.add("memo.txt", "original")
+    calls = operations(storage, "before-call")
     with pytest.raises(Error) as info:
         storage.write(handle, io.BytesIO(b"replacement"))
     assert str(info.value) == f"Attachment already exists:\n    {handle}"
+    assert calls == ["PutObject", "HeadObject"]  # refused (412), then a look at what is there
     assert storage.open(handle).read() == b"original"
     head = admin.head_object(Bucket=storage.bucket, Key=handle[1:])
     assert head["Metadata"]["crc32c"] == crc32c_of(b"original")
@@ -398,12 +430,56 @@ def test_write_that_loses_a_race_is_refused(storage: S3Storage, admin: Any) -> N
 
 
 def test_write_that_meets_its_own_content_stands(storage: S3Storage, admin: Any) -> None:
-    """What a retried PUT finds when its first attempt stored the object but
-    its answer was lost: the same CRC32C and size, taken as its own."""
+    """A PUT that stored the object but whose answer was lost is retried;
+    the retry, refused, finds the same CRC32C and size: its own."""
+    handle = storage.reserve("memo.txt")
+    lost: list[str] = []
+
+    def store_and_lose_the_answer(request: Any, **kwargs: Any) -> None:
+        if not lost:
+            lost.append(request.url)
+            admin.put_object(Bucket=storage.bucket, Key=handle[1:], Body=b"ours",
+                             Metadata={"crc32c": crc32c_of(b"ours")})
+            raise ConnectionClosedError(endpoint_url=request.url)
+
+    storage.client.meta.events.register("before-send.s3.PutObject", store_and_lose_the_answer)
+    calls = operations(storage)
+    assert storage.write(handle, io.BytesIO(b"ours")) == crc32c_of(b"ours")
+    assert len(lost) == 1 and calls == ["PutObject", "HeadObject"]
+    assert storage.open(handle).read() == b"ours"
+
+
+def test_write_that_finds_the_same_content_there_is_refused(storage: S3Storage,
+                                                            admin: Any) -> None:
+    """Not a retry: what was there before the PUT is not its own, whatever
+    it holds (so a migration tells a copy from what it skips)."""
     handle = storage.reserve("memo.txt")
     sneak_in(storage, admin, handle, "PutObject", b"ours", {"crc32c": crc32c_of(b"ours")})
-    storage.write(handle, io.BytesIO(b"ours"))
-    assert storage.open(handle).read() == b"ours"
+    with pytest.raises(Error) as info:
+        storage.write(handle, io.BytesIO(b"ours"))
+    assert str(info.value) == f"Attachment already exists:\n    {handle}"
+
+
+def test_migration_copies_a_small_attachment_in_one_request(storage: S3Storage,
+                                                            tmp_path: Path) -> None:
+    """`rex attach migrate` to S3: one create-only PUT per small attachment,
+    verified by what the PUT answers; run again, each PUT is refused and
+    looks find the same CRC32C there: skipped."""
+    from rex.attach.cli.migrate import COPIED, SKIPPED, Migration
+    from rex.attach.local import LocalStorage
+
+    source = LocalStorage(str(tmp_path))
+    handles = sorted(source.add(f"file{i}.bin", os.urandom(i * 1000)) for i in range(3))
+    for state, looks in [(COPIED, set()), (SKIPPED, {"HeadObject"})]:
+        calls = operations(storage, "before-call")
+        for handle in handles:
+            copy = Migration(source, storage)(handle)
+            assert (copy.state, copy.size, copy.detail) == (state, source.stat(handle).st_size, "")
+            assert calls[0] == "PutObject" and set(calls[1:]) == looks, calls
+            calls.clear()
+    for handle in handles:
+        with storage.open(handle) as copied, source.open(handle) as original:
+            assert copied.read() == original.read()
 
 
 # Checksums recorded later ---------------------------------------------------

@@ -22,11 +22,12 @@ from google.auth.credentials import AnonymousCredentials, Credentials, Signing
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 from google.oauth2 import service_account
+from requests.adapters import HTTPAdapter
 
 from rex.core import Error, UnavailableError
 
 from .handle import handle_name
-from .objectstore import REMOVED, TOMBSTONE, Digest, Obj, ObjectStorage, Taken
+from .objectstore import CONNECTIONS, REMOVED, TOMBSTONE, Digest, Obj, ObjectStorage, Taken
 from .response import content_disposition, content_type
 from .storage import PresignedLink
 from .stream import Readable
@@ -79,9 +80,13 @@ class GCSStorage(ObjectStorage):
             credentials = AnonymousCredentials()
         options = None if self.endpoint == GOOGLE else {"api_endpoint": self.endpoint}
         try:
-            return storage.Client(project=None, credentials=credentials, client_options=options)
+            client = storage.Client(project=None, credentials=credentials, client_options=options)
         except auth.DefaultCredentialsError:
             raise Error("Cannot find Google Cloud credentials; set:", "attach_gcs_key") from None
+        pool = HTTPAdapter(pool_maxsize=CONNECTIONS)
+        for scheme in ("https://", "http://"):
+            client._http.mount(scheme, pool)
+        return client
 
     def _credentials(self) -> Credentials:
         """The service account of the key file."""
@@ -105,9 +110,15 @@ class GCSStorage(ObjectStorage):
         return Obj(blob.size, blob.updated.timestamp(), f'"{blob.generation}"',
                    str(blob.generation), REMOVED in metadata, blob.crc32c)
 
-    def _put(self, key: str, source: BinaryIO, digest: Digest) -> None:
+    def _looks_first(self, size: int) -> bool:
+        """Always: the library does not tell whether a refusal answered a
+        retry."""
+        return True
+
+    def _put(self, key: str, source: BinaryIO, digest: Digest) -> str:
         """Uploads in one request up to 8 MiB, else in resumable 8 MiB chunks,
-        with the CRC32C that GCS must find in what it stores."""
+        with the CRC32C that GCS must find in what it stores; returns the
+        one GCS computed."""
         blob = self._blob(key)
         name = handle_name(key)
         blob.content_disposition = content_disposition(name)
@@ -122,6 +133,7 @@ class GCSStorage(ObjectStorage):
         if blob.crc32c != digest.crc32c:  # the file changed after it was hashed
             blob.delete(if_generation_match=blob.generation, timeout=TIMEOUT)
             raise Error("Attachment changed while being stored:", "/" + key)
+        return blob.crc32c  # type: ignore[no-any-return]
 
     def _read(self, key: str, obj: Obj, start: int) -> Readable | None:
         url = (f"{self.client.api_endpoint}/download/storage/v1/b/{quote(self.bucket, safe='')}"

@@ -34,6 +34,7 @@ class GCSInteropStorage(S3Storage):
     signature_version = "s3"
     create_only = False
     ceph_copy_headers = False
+    checksum_header = False
 
     def _bury(self, key: str, obj: Obj) -> None:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=TOMBSTONE,

@@ -7,7 +7,13 @@ A backend supplies a few primitives (`_connect`, `_find`, `_put`, `_read`,
 - a write is create-only: the store itself refuses a key that exists (S3
   ``If-None-Match: *``, GCS ``ifGenerationMatch=0``); when a retried request
   meets our own earlier write, its CRC32C and size say so and the write
-  stands;
+  stands.  Only a large write (or one to a store that cannot refuse, or
+  cannot tell a refused retry) looks first whether the key is free, to
+  spare sending what would be refused: a small one is sent at once, and a
+  refusal costs no more than that look;
+- a write answers with the CRC32C the store holds for what it stored (which
+  the store computed, or recorded with the write), so that a copy is
+  verified without asking again;
 - every object has its CRC32C (GCS keeps one natively, S3 in the metadata),
   which a read from start to end checks;
 - a removed attachment leaves a *tombstone* at its key, a small object marked
@@ -46,6 +52,9 @@ from .stream import Readable, open_ranges
 TOMBSTONE = b"rex.attach: this attachment was removed; its handle is not used again.\n"
 REMOVED = "removed"  # the metadata key that marks a tombstone
 CRC32C = "crc32c"  # the metadata key of the content's CRC32C, where the store keeps none
+# Connections that a client keeps open to the store, for the threads that
+# share it: at least as many as ``rex attach`` runs jobs.
+CONNECTIONS = 64
 
 
 @dataclass(frozen=True)
@@ -73,7 +82,13 @@ class Digest(NamedTuple):
 
 
 class Taken(Exception):
-    """A create-only write found its key taken (HTTP 412 from the store)."""
+    """A create-only write found its key taken (HTTP 412 from the store);
+    `retried` if a retry of the request was refused, which may have met
+    what its first attempt stored."""
+
+    def __init__(self, retried: bool = False) -> None:
+        super().__init__()
+        self.retried = retried
 
 
 class ObjectStorage(Storage):
@@ -108,9 +123,15 @@ class ObjectStorage(Storage):
         """The object at `key`, tombstones included, or None."""
 
     @abstractmethod
-    def _put(self, key: str, source: BinaryIO, digest: Digest) -> None:
+    def _put(self, key: str, source: BinaryIO, digest: Digest) -> str:
         """Stores `source` (seekable, at its start) at `key` with its CRC32C,
-        only if nothing is there (else `Taken`)."""
+        only if nothing is there (else `Taken`); returns the CRC32C that the
+        store holds for it."""
+
+    @abstractmethod
+    def _looks_first(self, size: int) -> bool:
+        """Must a write of `size` bytes look whether its key is free before
+        it sends them?  (If not, `_put` must tell a refused retry.)"""
 
     @abstractmethod
     def _read(self, key: str, obj: Obj, start: int) -> Readable | None:
@@ -165,20 +186,25 @@ class ObjectStorage(Storage):
         if obj is not None:
             raise _taken(handle, obj)
 
-    def write(self, handle: str, file: BinaryIO) -> None:
-        """Checks first that the key is free, which spares sending what the
-        store would refuse; the create-only write closes the race."""
+    def write(self, handle: str, file: BinaryIO) -> str:
+        """Stores the content create-only (see the module's docstring) and
+        returns the CRC32C that the store holds for it."""
         key = self._key(handle)
-        self._check_free(handle)
-        with _prepared(file) as (source, digest), self._outage():
-            try:
-                self._put(key, source, digest)
-            except Taken:
-                obj = self._find(key)
-                if (obj is None or obj.removed or obj.crc32c != digest.crc32c
-                        or obj.size != digest.size):
-                    raise _taken(handle, obj) from None
-                # else a retry of ours met what its first attempt stored
+        with _prepared(file) as (source, digest):
+            looked = self._looks_first(digest.size)
+            if looked:
+                self._check_free(handle)
+            with self._outage():
+                try:
+                    return self._put(key, source, digest)
+                except Taken as taken:
+                    # Taken since the look, or by the first attempt of a retry:
+                    # maybe ours, as its CRC32C and size tell.
+                    obj = self._find(key)
+                    if (not (looked or taken.retried) or obj is None or obj.removed
+                            or obj.crc32c != digest.crc32c or obj.size != digest.size):
+                        raise _taken(handle, obj) from None
+                    return obj.crc32c
 
     def open(self, handle: str) -> BinaryIO:
         """Reads the version found now through ranged requests."""

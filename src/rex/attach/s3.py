@@ -13,7 +13,9 @@ S3-compatible servers (Ceph RADOS Gateway, MinIO) are reached by ``endpoint``
 with path-style addressing.  boto3's default checksums (since 1.36:
 ``x-amz-checksum-*`` headers, ``aws-chunked`` bodies with trailers over HTTPS)
 are off: radosgw 16 refuses them over HTTPS (``MissingContentLength``), and
-so does GCS's XML API (`rex.attach.gcs_interop`).
+so does GCS's XML API (`rex.attach.gcs_interop`); a single PUT sends the
+CRC32C it computed as a plain ``x-amz-checksum-crc32c`` header instead,
+which S3 checks (radosgw 16 ignores it).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from botocore.exceptions import (
 from rex.core import Error
 
 from .handle import handle_name
-from .objectstore import CRC32C, REMOVED, TOMBSTONE, Digest, Obj, ObjectStorage, Taken
+from .objectstore import CONNECTIONS, CRC32C, REMOVED, TOMBSTONE, Digest, Obj, ObjectStorage, Taken
 from .response import content_disposition, content_type
 from .storage import PresignedLink
 from .stream import Readable
@@ -71,6 +73,7 @@ class S3Storage(ObjectStorage):
     signature_version = "s3v4"
     create_only = True  # does the store honour ``If-None-Match: *`` on writes?
     ceph_copy_headers = True  # also send a copy's conditions under radosgw's names
+    checksum_header = True  # may a PUT carry ``x-amz-checksum-crc32c``?
 
     def __init__(self, bucket: str, *, endpoint: str | None = None, region: str | None = None,
                  access_key: str | None = None, secret_key: str | None = None,
@@ -101,6 +104,7 @@ class S3Storage(ObjectStorage):
             signature_version=self.signature_version,
             s3={"addressing_style": "path"} if self.endpoint else {},
             connect_timeout=connect_timeout, read_timeout=read_timeout,
+            max_pool_connections=CONNECTIONS,
             retries={"mode": "standard", "total_max_attempts": attempts},
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required")
@@ -130,15 +134,31 @@ class S3Storage(ObjectStorage):
         return Obj(head["ContentLength"], head["LastModified"].timestamp(), head["ETag"],
                    head["ETag"], REMOVED in metadata, metadata.get(CRC32C))
 
-    def _put(self, key: str, source: BinaryIO, digest: Digest) -> None:
+    def _looks_first(self, size: int) -> bool:
+        """A store that cannot refuse a taken key, and any multipart upload
+        (radosgw 16 ignores ``If-None-Match`` on completing one), must look."""
+        return not self.create_only or size >= TRANSFER.multipart_threshold
+
+    def _put(self, key: str, source: BinaryIO, digest: Digest) -> str:
+        """One ``PutObject`` below the multipart threshold, which also sends
+        the CRC32C as ``x-amz-checksum-crc32c`` where the store takes it: a
+        store that checks it refuses other bytes and answers with what it
+        computed; one that does not (radosgw 16) keeps the CRC32C recorded
+        with this create-only write.  Above, a multipart upload."""
+        extra = {"ContentType": content_type(handle_name(key)),
+                 "Metadata": {CRC32C: digest.crc32c}}
         try:
-            self.client.upload_fileobj(
-                source, self.bucket, key, Config=TRANSFER,
-                ExtraArgs={"ContentType": content_type(handle_name(key)),
-                           "Metadata": {CRC32C: digest.crc32c}})
+            if digest.size < TRANSFER.multipart_threshold:
+                if self.checksum_header:
+                    extra["ChecksumCRC32C"] = digest.crc32c
+                answer = self.client.put_object(Bucket=self.bucket, Key=key, Body=source, **extra)
+                return answer.get("ChecksumCRC32C") or digest.crc32c  # type: ignore[no-any-return]
+            self.client.upload_fileobj(source, self.bucket, key, Config=TRANSFER, ExtraArgs=extra)
+            return digest.crc32c
         except ClientError as error:
             if _status(error) == 412:
-                raise Taken() from None
+                raise Taken(retried=bool(error.response["ResponseMetadata"].get(
+                    "RetryAttempts"))) from None
             raise
 
     def _read(self, key: str, obj: Obj, start: int) -> Readable | None:

@@ -80,8 +80,10 @@ class Storage(ABC):
         return handle
 
     @abstractmethod
-    def write(self, handle: str, file: BinaryIO) -> None:
-        """Stores a file at a reserved handle, all or nothing, with its CRC32C."""
+    def write(self, handle: str, file: BinaryIO) -> str | None:
+        """Stores a file at a reserved handle, all or nothing, with its CRC32C;
+        returns the CRC32C that the store holds for it, if the write tells
+        (else None: `stat()` does)."""
 
     @abstractmethod
     def open(self, handle: str) -> BinaryIO:

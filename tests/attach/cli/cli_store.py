@@ -60,6 +60,8 @@ class Store:
     damage: Callable[[str, int], None]
     # stores an object as a plain client does, without rex.attach's metadata
     put: Callable[[str, bytes], None]
+    # every key (or file) the store holds, tombstones included, sorted
+    keys: Callable[[], list[str]]
     env: dict[str, str] = field(default_factory=dict)
     _app: Rex | None = None
 
@@ -129,6 +131,10 @@ def new_store(backend: Backend, tmp_path: Path) -> Store:
         def put(key: str, data: bytes) -> None:
             (path / key).parent.mkdir(parents=True)
             (path / key).write_bytes(data)
+
+        def keys() -> list[str]:
+            return sorted(str(file.relative_to(path)) for file in path.rglob("*")
+                          if file.is_file() and not file.relative_to(path).parts[0].startswith("."))
     elif backend.name == "s3":
         settings.update(backend.settings, attach_s3_bucket=bucket_name())
         client = s3_client(settings)
@@ -147,6 +153,11 @@ def new_store(backend: Backend, tmp_path: Path) -> Store:
 
         def put(key: str, data: bytes) -> None:
             client.put_object(Bucket=settings["attach_s3_bucket"], Key=key, Body=data)
+
+        def keys() -> list[str]:
+            pages = client.get_paginator("list_objects_v2").paginate(
+                Bucket=settings["attach_s3_bucket"])
+            return sorted(item["Key"] for page in pages for item in page.get("Contents", ()))
     else:
         settings.update(backend.settings, attach_gcs_bucket=bucket_name())
         endpoint = backend.env["STORAGE_EMULATOR_HOST"]
@@ -164,9 +175,16 @@ def new_store(backend: Backend, tmp_path: Path) -> Store:
             requests.post(f"{endpoint}/upload/storage/v1/b/{settings['attach_gcs_bucket']}/o",
                           params={"uploadType": "media", "name": key}, data=data,
                           timeout=10).raise_for_status()
+
+        def keys() -> list[str]:  # the few objects of a test: one page
+            listing = requests.get(f"{endpoint}/storage/v1/b/{settings['attach_gcs_bucket']}/o",
+                                   timeout=10)
+            listing.raise_for_status()
+            return sorted(item["name"] for item in listing.json().get("items", ()))
     settings_file = tmp_path / f"settings-{uuid.uuid4().hex[:8]}.yaml"
     settings_file.write_text(yaml.safe_dump(settings))
-    return Store(backend.name, settings, settings_file, remove, damage, put, dict(backend.env))
+    return Store(backend.name, settings, settings_file, remove, damage, put, keys,
+                 dict(backend.env))
 
 
 def s3_client(settings: dict[str, Any]) -> Any:

@@ -25,10 +25,13 @@ def test_check_passes_on_a_working_store(store: Store) -> None:
                                             "remove", last]
     assert all(outcome.startswith("ok") for _, outcome in checks)
     probe = dict(checks)["write"]
-    assert re.fullmatch(r"ok \((/\d{4}/\d\d/\d\d/[0-9a-f-]{36}/rex-attach-check\.txt)\)", probe)
+    assert re.fullmatch(r"ok \((/0000/00/00/[0-9a-f-]{36}/rex-attach-check\.txt)\)", probe)
     handle = probe[4:-1]
     storage = store.storage
     assert handle not in storage and list(storage) == []  # removed
+    assert store.keys() == []  # for good: no tombstone
+    assert store.run("check").status == 0
+    assert store.keys() == []  # every run leaves nothing
     if store.backend == "local":
         assert dict(checks)["links"] == "ok (a signed link served, a tampered one refused)"
     else:

@@ -4,6 +4,7 @@ references, also while uploads run."""
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from cli_store import Store, Uploads, locked, s3_client, wait_until
 from helpers import serve
 from sqlalchemy import select
 
+from rex.attach.cli.probe import new_probe
 from rex.attach_demo import file_table
 from rex.db import get_db
 from test_orphans import COMMITTED
@@ -82,7 +84,11 @@ def test_gc_without_orphans_keeps_unreferenced_attachments(store: Store) -> None
 
 
 def test_gc_collects_what_crashed_writers_left(store: Store) -> None:
+    probe = new_probe()  # as a check killed before its end leaves it
+    store.storage.write(probe, io.BytesIO(b"probe\n"))
     if store.backend == "local":
+        past = time.time() - 2 * 3600
+        os.utime(Path(store.settings["attach_dir"]) / probe[1:], (past, past))
         staging = Path(store.settings["attach_dir"]) / ".tmp"
         staging.mkdir(exist_ok=True)
         old, new = staging / "tmp-old", staging / "tmp-new"
@@ -107,17 +113,20 @@ def test_gc_collects_what_crashed_writers_left(store: Store) -> None:
         grace = "1s"
     else:  # GCS keeps nothing of an interrupted upload
         left, removed, grace = [], lambda: True, "0"  # noqa: E731
+    crashed, left = left, [f"probe {probe} of rex attach check", *left]
     young = store.run("gc", "--older-than", "3h")
     assert (young.status, young.lines) == (0, ["removed 0, 0 failed"])
-    assert not removed() or not left
+    assert not removed() or not crashed
     dry = store.run("gc", "--older-than", grace, "--dry-run")
     assert dry.lines == [f"would remove {what}" for what in left] + [
         f"would remove {len(left)}, 0 failed"]
-    assert not removed() or not left
+    assert not removed() or not crashed
+    assert store.keys() == [probe[1:]]
     collected = store.run("gc", "--older-than", grace)
     assert collected.lines == [f"removed {what}" for what in left] + [
         f"removed {len(left)}, 0 failed"]
     assert removed()
+    assert store.keys() == []  # the probe, for good
 
 
 def test_gc_takes_durations(store: Store) -> None:

@@ -2,11 +2,11 @@
 ``ok`` or the reason; exit status 0 only if all pass.
 
 Building the application already checks the settings and that the store
-answers (as a server start does); then a probe attachment, named
-`PROBE`, is written, read back and compared, served through a signed link,
-and removed (its handle stays taken, as every removed one does); on S3 and
-GCS the clock is compared with the store's, since signatures fail beyond
-15 minutes of difference.
+answers (as a server start does); then a probe (see `.probe`: check's own
+object, at a handle no attachment has) is written, read back and compared,
+served through a signed link, and deleted for good; on S3 and GCS the clock
+is compared with the store's, since signatures fail beyond 15 minutes of
+difference.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from rex.core import Error, Rex, get_settings
 from ..local import SECRET, LocalStorage
 from ..objectstore import ObjectStorage
 from ..settings import get_storage
-from ..storage import Storage
+from ..storage import Storage, as_file
 from .command import Found, one_line, store_command
+from .probe import discard, new_probe
 
-PROBE = "rex-attach-check.txt"
 MAX_SKEW = 300  # seconds: warn well before signatures fail (900)
 TIMEOUT = 5  # seconds for each request of the checks
 
@@ -70,8 +70,8 @@ class Checks:
 @store_command("check")
 def check(app: Rex) -> None:
     """Checks that PACKAGE's store works: its settings, that it answers, a
-    probe attachment written, read back and removed, signed links, and the
-    clock against the store's."""
+    probe written, read back and deleted, signed links, and the clock
+    against the store's."""
     storage = get_storage()
     content = secrets.token_hex(16).encode() + b"\n"
     probe = ""
@@ -82,7 +82,8 @@ def check(app: Rex) -> None:
 
     def write() -> str:
         nonlocal probe
-        probe = storage.add(PROBE, content)
+        probe = new_probe()
+        storage.write(probe, as_file(content))
         return probe
 
     def read() -> str:
@@ -92,7 +93,7 @@ def check(app: Rex) -> None:
         return f"{len(content)} bytes"
 
     def remove() -> str:
-        storage.remove(probe)
+        discard(storage, probe)
         return ""
 
     checks = Checks()

@@ -28,6 +28,7 @@ from ..references import UNREFERENCED, orphans
 from ..s3 import S3Storage
 from ..settings import get_storage
 from ..storage import Storage
+from . import probe
 from .command import Found, one_line, store_command
 from .listing import timestamp
 from .progress import Progress, quiet_option
@@ -62,9 +63,13 @@ class Leftover:
 
 def leftovers(storage: Storage, age: float) -> Iterator[Leftover]:
     """What crashed writers left in the store, untouched for `age` seconds:
-    a local backend's staging entries (those of dead processes, whatever
-    their age), an S3 bucket's multipart uploads never completed.  GCS
-    keeps nothing of an interrupted upload but a session that expires."""
+    the probe of a ``rex attach check`` killed before its end, a local
+    backend's staging entries (those of dead processes, whatever their
+    age), an S3 bucket's multipart uploads never completed.  GCS keeps
+    nothing of an interrupted upload but a session that expires."""
+    for handle in probe.leftovers(storage, time.time() - age):
+        yield Leftover(f"probe {handle} of rex attach check",
+                       functools.partial(probe.discard, storage, handle))
     if isinstance(storage, LocalStorage):
         for entry in storage.leftovers(age):
             remove = shutil.rmtree if entry.is_dir(follow_symlinks=False) else os.unlink
@@ -98,7 +103,8 @@ def _abort(storage: S3Storage, upload: dict[str, Any]) -> None:
 @quiet_option
 def gc(app: Rex, age: float, with_orphans: bool, dry_run: bool, quiet: bool) -> None:
     """Removes what crashed writers left in PACKAGE's store (local staging
-    entries, S3 multipart uploads never completed) and, with --orphans,
+    entries, S3 multipart uploads never completed, the probe of a check
+    killed before its end) and, with --orphans,
     attachments that no record references; only what is older than the
     grace period, so that uploads in flight are never touched.  Prints a
     line for each, then a summary."""
