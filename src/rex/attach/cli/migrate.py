@@ -4,9 +4,9 @@ its handle, so that the application's records work unchanged there.
 Each copy is streamed, its CRC32C computed as the source is read (and
 checked against the source's record, so that a damaged attachment is not
 copied), then compared with the checksum the target holds (as its write
-answers, else as it records).  An attachment
-that the target holds already with the same checksum is skipped, so an
-interrupted migration resumes by running again.  The source is only read.
+answers, else as it records).  An attachment that the target holds
+already with the same checksum is skipped, so an interrupted migration
+resumes by running again.  The source is only read.
 """
 
 from __future__ import annotations
