@@ -34,6 +34,11 @@ RGW_POOLS = (".rgw.root", "default.rgw.log", "default.rgw.control", "default.rgw
 
 Process = subprocess.Popen[bytes]
 
+# A server gets SIGKILL when the process that started it dies, so that a test
+# run killed before its teardown leaves none behind (util-linux's setpriv;
+# start servers from the main thread: the signal follows the starting thread).
+DIE_WITH_PARENT = ("setpriv", "--pdeathsig", "KILL", "--") if shutil.which("setpriv") else ()
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
@@ -205,8 +210,8 @@ def start_radosgw(data_dir: Path, port: int | None = None, timeout: float = 90, 
 
     def spawn(*args: str) -> Process:
         note(" ".join(args))
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                start_new_session=True)
+        proc = subprocess.Popen([*DIE_WITH_PARENT, *args], stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=out, start_new_session=True)
         procs.append(proc)
         return proc
 
@@ -285,7 +290,7 @@ def start_fake_gcs(log_dir: Path, timeout: float = 30, *,
         store = ["-backend", "filesystem", "-filesystem-root", str(data_dir)]
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [str(fake_gcs_binary()), "-scheme", "http", "-host", HOST, "-port", str(port),
+            [*DIE_WITH_PARENT, str(fake_gcs_binary()), "-scheme", "http", "-host", HOST, "-port", str(port),
              *store, "-external-url", endpoint, "-public-host", f"{HOST}:{port}",
              "-log-level", "warn"],
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
