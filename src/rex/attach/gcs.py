@@ -9,6 +9,7 @@ links are V4 signed URLs.  The protocol is `ObjectStorage`'s.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from collections.abc import Iterator
@@ -152,6 +153,10 @@ class GCSStorage(ObjectStorage):
     def _record(self, key: str, obj: Obj, crc32c: str) -> None:
         """Never needed: GCS has the CRC32C of every object."""
         raise UnavailableError("GCS gave no CRC32C for object:", key).wrap("In:", self._where())
+
+    def _drop(self, key: str) -> None:
+        with contextlib.suppress(api.NotFound):
+            self._blob(key).delete(timeout=TIMEOUT, retry=self.retry)
 
     def _bury(self, key: str, obj: Obj) -> None:
         blob = self._blob(key)

@@ -267,6 +267,15 @@ class LocalStorage(Storage):
         except OSError as exc:
             raise self._failure(exc, handle) from None
 
+    def _delete(self, handle: str) -> None:
+        """Deletes the handle's directory, reached without following a link."""
+        *dates, folder, _ = check_handle(handle)[1:].split("/")
+        try:
+            with self._dir(dates) as fd:
+                shutil.rmtree(folder, dir_fd=fd)
+        except OSError as exc:
+            raise self._failure(exc, handle) from None
+
     def __iter__(self) -> Iterator[str]:
         return self._walk(self.path, "", 0)
 

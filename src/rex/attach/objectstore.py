@@ -149,6 +149,10 @@ class ObjectStorage(Storage):
         still there (else `Taken`)."""
 
     @abstractmethod
+    def _drop(self, key: str) -> None:
+        """Deletes every trace of `key` (nothing if none)."""
+
+    @abstractmethod
     def _list(self) -> Iterator[tuple[str, bool]]:
         """Every key in sorted order, and whether it may be a tombstone."""
 
@@ -172,6 +176,10 @@ class ObjectStorage(Storage):
 
     def _key(self, handle: str) -> str:
         return check_handle(handle)[1:]
+
+    def _delete(self, handle: str) -> None:
+        with self._outage():
+            self._drop(self._key(handle))
 
     def _lookup(self, handle: str) -> Obj:
         with self._outage():

@@ -190,6 +190,9 @@ class S3Storage(ObjectStorage):
                 raise Taken() from None
             raise
 
+    def _drop(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=key)
+
     def _bury(self, key: str, obj: Obj) -> None:
         """Overwrites the version it found, and only that one (``If-Match``,
         where the server honours it)."""

@@ -103,6 +103,12 @@ class Storage(ABC):
     def remove(self, handle: str) -> None:
         """Removes the attachment, all or nothing."""
 
+    def _delete(self, handle: str) -> None:
+        """Deletes what is at `handle` for good, leaving no tombstone: only
+        for what is never an attachment (the probe of ``rex attach check``),
+        never for `remove()`."""
+        raise Error("Cannot delete for good from:", repr(self))
+
     @abstractmethod
     def __iter__(self) -> Iterator[str]:
         """The handles of all attachments, sorted."""

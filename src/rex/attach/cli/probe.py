@@ -11,18 +11,12 @@ What a check killed before its end left there, `gc` collects (`leftovers()`).
 from __future__ import annotations
 
 import contextlib
-import shutil
 import uuid
 from collections.abc import Iterator
 
-from google.api_core import exceptions as api
-
 from rex.core import Error, NotFoundError
 
-from ..gcs import TIMEOUT, GCSStorage
 from ..handle import is_handle
-from ..local import LocalStorage
-from ..s3 import S3Storage
 from ..storage import Storage
 
 DATE = "0000/00/00"
@@ -43,22 +37,7 @@ def discard(storage: Storage, handle: str) -> None:
     tombstone, had someone removed it meanwhile); refuses any other handle."""
     if not is_probe(handle):
         raise Error("Not a probe of rex attach check:", handle)
-    key = handle[1:]
-    if isinstance(storage, LocalStorage):
-        *dates, folder, _ = key.split("/")
-        try:
-            with storage._dir(dates) as fd:  # reached without following a link
-                shutil.rmtree(folder, dir_fd=fd)
-        except OSError as exc:
-            raise storage._failure(exc, handle) from None
-    elif isinstance(storage, S3Storage):
-        with storage._outage():
-            storage.client.delete_object(Bucket=storage.bucket, Key=key)
-    elif isinstance(storage, GCSStorage):
-        with storage._outage(), contextlib.suppress(api.NotFound):
-            storage._blob(key).delete(timeout=TIMEOUT, retry=storage.retry)
-    else:
-        raise Error("Cannot delete a probe from:", repr(storage))
+    storage._delete(handle)
 
 
 def leftovers(storage: Storage, cutoff: float) -> Iterator[str]:
