@@ -11,13 +11,14 @@ import random
 import re
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import requests
 import yaml
 from backends import Backend
-from cli_store import PACKAGE, TIMEOUT, Store, new_store, wait_until
+from cli_store import PACKAGE, TIMEOUT, Store, new_store
 from helpers import rex_script, serve
 
 DIRECTIONS = ["to", "from"]  # local to the backend, or the backend to local
@@ -102,7 +103,16 @@ def test_migrate_killed_at_a_random_point_resumes(store: Store, local_store: Sto
                                stderr=subprocess.PIPE, env={**os.environ, **source.env},
                                start_new_session=True)
     try:
-        wait_until(lambda: len(list(target.storage)) >= kill_after or process.poll() is not None)
+        # Run in slices, stopped while the target is counted: the process
+        # cannot finish between the count and the kill.
+        while True:
+            os.kill(process.pid, signal.SIGSTOP)
+            _, status = os.waitpid(process.pid, os.WUNTRACED)
+            assert os.WIFSTOPPED(status), "migrate ended before the kill"
+            if len(list(target.storage)) >= kill_after:
+                break
+            os.kill(process.pid, signal.SIGCONT)
+            time.sleep(0.005)
         os.kill(process.pid, signal.SIGKILL)
         process.communicate(timeout=TIMEOUT)
     finally:
